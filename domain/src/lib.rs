@@ -1,0 +1,26 @@
+//! The pure core of wspush: the types and rules that every other crate speaks.
+//!
+//! What belongs here: validated identifiers ([`ConnectionId`], [`UserId`], [`ExternalId`]),
+//! the [`Connection`] model with its expiry, the [`NotificationRequest`] format and its
+//! parser, audience targeting ([`Targeting`], [`Source`]), the subscription policy, the retry
+//! policy, and the platform [`limits`] these rules come from.
+//!
+//! What must not: async code, I/O, clocks, randomness or any AWS type. Time and randomness
+//! come in as arguments, so every rule here is a plain function that a unit test can pin down.
+
+pub mod audience;
+pub mod connection;
+pub mod ids;
+pub mod limits;
+pub mod notification;
+pub mod policy;
+pub mod retry;
+pub mod time;
+
+pub use audience::{Admission, Segment, SegmentError, Source, Targeting};
+pub use connection::{Connection, Subscription};
+pub use ids::{ConnectionId, ExternalId, IdError, IdKind, UserId};
+pub use notification::{NotificationRequest, RequestError};
+pub use policy::{Denial, SubscriptionPolicy};
+pub use retry::RetryPolicy;
+pub use time::Timestamp;

@@ -1,0 +1,246 @@
+//! What a connection may subscribe to.
+
+use crate::ids::{ExternalId, UserId};
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// The topic's namespace is not one the policy allows.
+    #[error("topic `{topic}` is not in an allowed namespace ({allowed})")]
+    NamespaceNotAllowed {
+        /// The topic refused.
+        topic: ExternalId,
+        /// The allowed namespaces, comma-separated.
+        allowed: String,
+    },
+    /// The topic is another user's own channel.
+    #[error("topic `{topic}` is another user's own channel")]
+    OtherUsersChannel {
+        /// The topic refused.
+        topic: ExternalId,
+    },
+    /// One message named too many topics.
+    #[error("a message may name at most {max} topics, got {given}")]
+    TooManyTopics {
+        /// How many were named.
+        given: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The connection would hold too many subscriptions.
+    #[error(
+        "a connection may hold at most {max} subscriptions; it has {current} and asked for {adding} more"
+    )]
+    TooManySubscriptions {
+        /// Subscriptions held now.
+        current: usize,
+        /// New subscriptions asked for.
+        adding: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The rules a subscribe request must pass.
+///
+/// Default: any namespace, never another user's own channel (`user:<someone else>`), at most
+/// 100 subscriptions per connection and 20 topics per message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionPolicy {
+    allowed_namespaces: Option<Vec<String>>,
+    max_subscriptions_per_connection: usize,
+    max_topics_per_message: usize,
+}
+
+impl Default for SubscriptionPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_namespaces: None,
+            max_subscriptions_per_connection: 100,
+            max_topics_per_message: 20,
+        }
+    }
+}
+
+impl SubscriptionPolicy {
+    /// Only topics in these namespaces (the text before the first `:`) may be subscribed to;
+    /// a user's own channel stays allowed to that user.
+    pub fn with_allowed_namespaces<I, S>(mut self, namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_namespaces = Some(namespaces.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The most subscriptions one connection may hold.
+    pub fn with_max_subscriptions_per_connection(mut self, max: usize) -> Self {
+        self.max_subscriptions_per_connection = max;
+        self
+    }
+
+    /// The most topics one subscribe message may name.
+    pub fn with_max_topics_per_message(mut self, max: usize) -> Self {
+        self.max_topics_per_message = max;
+        self
+    }
+
+    /// The most subscriptions one connection may hold.
+    pub fn max_subscriptions_per_connection(&self) -> usize {
+        self.max_subscriptions_per_connection
+    }
+
+    /// Checks the topics of one subscribe message from `user`.
+    pub fn check_topics(&self, user: &UserId, topics: &[ExternalId]) -> Result<(), Denial> {
+        if topics.len() > self.max_topics_per_message {
+            return Err(Denial::TooManyTopics {
+                given: topics.len(),
+                max: self.max_topics_per_message,
+            });
+        }
+        topics
+            .iter()
+            .try_for_each(|topic| self.check_topic(user, topic))
+    }
+
+    fn check_topic(&self, user: &UserId, topic: &ExternalId) -> Result<(), Denial> {
+        if let Some(owner) = topic.channel_owner() {
+            return if owner == user.as_str() {
+                Ok(())
+            } else {
+                Err(Denial::OtherUsersChannel {
+                    topic: topic.clone(),
+                })
+            };
+        }
+        match &self.allowed_namespaces {
+            Some(allowed)
+                if !topic
+                    .namespace()
+                    .is_some_and(|namespace| allowed.iter().any(|a| a == namespace)) =>
+            {
+                Err(Denial::NamespaceNotAllowed {
+                    topic: topic.clone(),
+                    allowed: allowed.join(", "),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that a connection holding `current` subscriptions may add `adding` more.
+    pub fn check_total(&self, current: usize, adding: usize) -> Result<(), Denial> {
+        if current.saturating_add(adding) > self.max_subscriptions_per_connection {
+            return Err(Denial::TooManySubscriptions {
+                current,
+                adding,
+                max: self.max_subscriptions_per_connection,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).expect("valid")
+    }
+
+    fn topics(ids: &[&str]) -> Vec<ExternalId> {
+        ids.iter()
+            .map(|id| ExternalId::parse(*id).expect("valid"))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_policy_allows_any_namespace() {
+        let policy = SubscriptionPolicy::default();
+
+        assert_eq!(
+            policy.check_topics(&user("u1"), &topics(&["room:1", "ticker:AAPL", "lobby"])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn another_users_own_channel_is_denied() {
+        let policy = SubscriptionPolicy::default();
+
+        let denial = policy
+            .check_topics(&user("u1"), &topics(&["user:u2"]))
+            .unwrap_err();
+
+        assert!(matches!(denial, Denial::OtherUsersChannel { .. }));
+        assert_eq!(
+            denial.to_string(),
+            "topic `user:u2` is another user's own channel"
+        );
+    }
+
+    #[test]
+    fn a_users_own_channel_is_allowed_even_outside_the_allowed_namespaces() {
+        let policy = SubscriptionPolicy::default().with_allowed_namespaces(["room"]);
+
+        assert_eq!(
+            policy.check_topics(&user("u1"), &topics(&["user:u1"])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_topic_outside_the_allowed_namespaces_is_denied() {
+        let policy = SubscriptionPolicy::default().with_allowed_namespaces(["room", "ticker"]);
+
+        let denial = policy
+            .check_topics(&user("u1"), &topics(&["room:1", "admin:all"]))
+            .unwrap_err();
+
+        assert_eq!(
+            denial,
+            Denial::NamespaceNotAllowed {
+                topic: ExternalId::parse("admin:all").expect("valid"),
+                allowed: "room, ticker".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_topic_without_a_namespace_is_denied_when_namespaces_are_restricted() {
+        let policy = SubscriptionPolicy::default().with_allowed_namespaces(["room"]);
+
+        assert!(
+            policy
+                .check_topics(&user("u1"), &topics(&["room"]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn too_many_topics_in_one_message_are_denied() {
+        let policy = SubscriptionPolicy::default().with_max_topics_per_message(2);
+
+        assert_eq!(
+            policy.check_topics(&user("u1"), &topics(&["a", "b", "c"])),
+            Err(Denial::TooManyTopics { given: 3, max: 2 })
+        );
+    }
+
+    #[test]
+    fn the_subscription_limit_counts_what_is_held_and_what_is_added() {
+        let policy = SubscriptionPolicy::default().with_max_subscriptions_per_connection(3);
+
+        assert_eq!(policy.check_total(1, 2), Ok(()));
+        assert_eq!(
+            policy.check_total(2, 2),
+            Err(Denial::TooManySubscriptions {
+                current: 2,
+                adding: 2,
+                max: 3
+            })
+        );
+    }
+}
