@@ -1,0 +1,15 @@
+//! Adapters: the technologies behind wspush's ports.
+//!
+//! What belongs here: one module per technology, each implementing a port from
+//! `wspush-ports` and translating its technology's errors into the port's error types at the
+//! seam, keeping the cause. Today: [`MemoryStore`] (a real, thread-safe store with expiry,
+//! the local gateway's default) and the clocks [`SystemClock`] and [`ManualClock`].
+//!
+//! What must not: business rules (targeting, policies, retries live in `domain` and in the
+//! services of `ports`).
+
+pub mod clock;
+pub mod memory;
+
+pub use clock::{ManualClock, SystemClock};
+pub use memory::MemoryStore;

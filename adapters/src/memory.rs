@@ -1,0 +1,325 @@
+//! An in-memory connection store: the local gateway's default, and a real adapter of the
+//! store port (it passes the same contract suite as the DynamoDB store).
+//!
+//! Everything sits behind one `RwLock`, never held across an `.await`. Reads skip expired
+//! connections; expired ones are also swept out every [`SWEEP_EVERY`] saves, since nothing
+//! else would remove a connection whose `$disconnect` never came.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp, UserId};
+use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
+
+/// Expired connections are swept out once per this many saves.
+pub const SWEEP_EVERY: u64 = 1024;
+
+#[derive(Debug, Default)]
+struct Inner {
+    connections: BTreeMap<ConnectionId, Connection>,
+    by_user: HashMap<UserId, BTreeSet<ConnectionId>>,
+    by_topic: HashMap<ExternalId, BTreeSet<ConnectionId>>,
+    topics_of: HashMap<ConnectionId, BTreeSet<ExternalId>>,
+    saves: u64,
+}
+
+/// A thread-safe connection store in process memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many connections are stored, expired ones included until they are swept.
+    pub fn len(&self) -> usize {
+        self.read().connections.len()
+    }
+
+    /// Whether no connection is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every connection that has expired at `now`, with its subscriptions. Returns
+    /// how many were removed.
+    pub fn sweep_expired(&self, now: Timestamp) -> usize {
+        let mut inner = self.write();
+        let expired: Vec<ConnectionId> = inner
+            .connections
+            .values()
+            .filter(|connection| !connection.is_live_at(now))
+            .map(|connection| connection.id().clone())
+            .collect();
+        for id in &expired {
+            inner.remove(id);
+        }
+        expired.len()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than losing the store, so keep serving.
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    fn remove(&mut self, id: &ConnectionId) {
+        if let Some(connection) = self.connections.remove(id)
+            && let Some(ids) = self.by_user.get_mut(connection.user())
+        {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_user.remove(connection.user());
+            }
+        }
+        for topic in self.topics_of.remove(id).unwrap_or_default() {
+            if let Some(ids) = self.by_topic.get_mut(&topic) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_topic.remove(&topic);
+                }
+            }
+        }
+    }
+
+    fn live(&self, id: &ConnectionId, now: Timestamp) -> Option<&Connection> {
+        self.connections
+            .get(id)
+            .filter(|connection| connection.is_live_at(now))
+    }
+
+    /// A page of the live connections among `ids` after `cursor`, examining at most
+    /// `limit` of them.
+    fn page_of<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a ConnectionId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Page {
+        let mut examined = ids.peekable();
+        let mut page = Page::default();
+        let mut last = None;
+        for id in examined.by_ref().take(limit) {
+            last = Some(id);
+            if let Some(connection) = self.live(id, now) {
+                page.connections.push(connection.clone());
+            }
+        }
+        if examined.peek().is_some() {
+            page.next = last.map(|id| Cursor::new(id.as_str()));
+        }
+        page
+    }
+}
+
+fn after(cursor: Option<&ConnectionId>) -> (Bound<&ConnectionId>, Bound<&ConnectionId>) {
+    match cursor {
+        Some(id) => (Bound::Excluded(id), Bound::Unbounded),
+        None => (Bound::Unbounded, Bound::Unbounded),
+    }
+}
+
+/// Which segment of `total` a connection falls in: FNV-1a of its ID, so that the segments
+/// partition the store the same way on every read.
+fn segment_of(id: &ConnectionId, total: u32) -> u32 {
+    let hash = id
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    u32::try_from(hash % u64::from(total)).unwrap_or(0)
+}
+
+fn id_cursor(cursor: Option<&Cursor>) -> Result<Option<ConnectionId>, StoreError> {
+    cursor
+        .map(|cursor| {
+            ConnectionId::parse(cursor.as_str())
+                .map_err(|error| StoreError::InvalidCursor(error.to_string()))
+        })
+        .transpose()
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn save(&self, connection: &Connection) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let id = connection.id().clone();
+        if let Some(previous) = inner.connections.get(&id).map(|c| c.user().clone())
+            && let Some(ids) = inner.by_user.get_mut(&previous)
+        {
+            ids.remove(&id);
+        }
+        inner
+            .by_user
+            .entry(connection.user().clone())
+            .or_default()
+            .insert(id.clone());
+        inner.connections.insert(id, connection.clone());
+        inner.saves += 1;
+        let sweep = inner.saves.is_multiple_of(SWEEP_EVERY);
+        drop(inner);
+        if sweep {
+            self.sweep_expired(connection.connected_at());
+        }
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, StoreError> {
+        Ok(self.read().live(connection, now).cloned())
+    }
+
+    async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        self.write().remove(connection);
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        connection: &Connection,
+        topics: &[ExternalId],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let id = connection.id();
+        if inner.live(id, now).is_none() {
+            return Err(StoreError::ConnectionNotFound(id.clone()));
+        }
+        for topic in topics {
+            inner
+                .by_topic
+                .entry(topic.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        inner
+            .topics_of
+            .entry(id.clone())
+            .or_default()
+            .extend(topics.iter().cloned());
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        connection: &ConnectionId,
+        topics: &[ExternalId],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        for topic in topics {
+            if let Some(ids) = inner.by_topic.get_mut(topic) {
+                ids.remove(connection);
+                if ids.is_empty() {
+                    inner.by_topic.remove(topic);
+                }
+            }
+            if let Some(held) = inner.topics_of.get_mut(connection) {
+                held.remove(topic);
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscriptions(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<ExternalId>, StoreError> {
+        Ok(self
+            .read()
+            .topics_of
+            .get(connection)
+            .map(|topics| topics.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn page(
+        &self,
+        source: &Source,
+        cursor: Option<Cursor>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.max(1);
+        let inner = self.read();
+        let page = match source {
+            Source::User(user) => {
+                let start = id_cursor(cursor.as_ref())?;
+                match inner.by_user.get(user) {
+                    Some(ids) => inner.page_of(ids.range(after(start.as_ref())), limit, now),
+                    None => Page::default(),
+                }
+            }
+            Source::Topic(topic) => {
+                let start = id_cursor(cursor.as_ref())?;
+                match inner.by_topic.get(topic) {
+                    Some(ids) => inner.page_of(ids.range(after(start.as_ref())), limit, now),
+                    None => Page::default(),
+                }
+            }
+            Source::Connections(ids) => {
+                let start = match &cursor {
+                    Some(cursor) => cursor.as_str().parse::<usize>().map_err(|error| {
+                        StoreError::InvalidCursor(format!("{:?}: {error}", cursor.as_str()))
+                    })?,
+                    None => 0,
+                };
+                let end = start.saturating_add(limit).min(ids.len());
+                Page {
+                    connections: ids
+                        .get(start..end)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|id| inner.live(id, now).cloned())
+                        .collect(),
+                    next: (end < ids.len()).then(|| Cursor::new(end.to_string())),
+                }
+            }
+            Source::All(segment) => {
+                let start = id_cursor(cursor.as_ref())?;
+                let in_segment = inner
+                    .connections
+                    .range::<ConnectionId, _>(after(start.as_ref()))
+                    .map(|(id, _)| id)
+                    .filter(|id| segment_of(id, segment.total()) == segment.index());
+                inner.page_of(in_segment, limit, now)
+            }
+        };
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_partition_ids_stably() {
+        let ids: Vec<ConnectionId> = (0..1_000)
+            .map(|i| ConnectionId::parse(format!("c{i}")).expect("valid"))
+            .collect();
+
+        let counts = (0..4)
+            .map(|segment| ids.iter().filter(|id| segment_of(id, 4) == segment).count())
+            .collect::<Vec<_>>();
+
+        assert_eq!(counts.iter().sum::<usize>(), 1_000);
+        assert!(counts.iter().all(|&count| count > 150), "{counts:?}");
+        assert!(ids.iter().all(|id| segment_of(id, 4) == segment_of(id, 4)));
+    }
+}

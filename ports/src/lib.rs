@@ -1,0 +1,39 @@
+//! The ports of the wspush hexagon and the use-case services that drive them.
+//!
+//! What belongs here: the traits the core needs from the outside world, named by role
+//! ([`ConnectionStore`], [`ConnectionGateway`], [`NotificationPublisher`], [`Clock`]), each
+//! method's contract in MUST wording, and the services (connect, disconnect, subscribe,
+//! unsubscribe, push) written against those traits only.
+//!
+//! What must not: any AWS SDK or Lambda event type, or any knowledge of which adapter sits
+//! behind a trait. Adapters live in `wspush-adapters`; edges in `lambdas/`.
+//!
+//! With the `mocks` feature (and in this crate's own tests) every port also has a mockall
+//! mock: `MockConnectionStore`, `MockConnectionGateway`, `MockNotificationPublisher`,
+//! `MockClock`.
+
+pub mod clock;
+pub mod gateway;
+pub mod publisher;
+pub mod services;
+pub mod store;
+
+pub use clock::Clock;
+pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
+pub use publisher::{MessageId, NotificationPublisher, PublishError};
+pub use services::connections::{ConnectionService, ServiceError};
+pub use services::push::{FailedDelivery, FailureReason, PushConfig, PushReport, PushService};
+pub use services::subscriptions::{SubscribeError, SubscriptionService};
+pub use store::{ConnectionStore, Cursor, Page, StoreError, stream_source};
+
+#[cfg(any(test, feature = "mocks"))]
+pub use clock::MockClock;
+#[cfg(any(test, feature = "mocks"))]
+pub use gateway::MockConnectionGateway;
+#[cfg(any(test, feature = "mocks"))]
+pub use publisher::MockNotificationPublisher;
+#[cfg(any(test, feature = "mocks"))]
+pub use store::MockConnectionStore;
+
+/// A boxed error kept as the cause of a port error.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,5 @@
+//! The use cases, written against the ports only.
+
+pub mod connections;
+pub mod push;
+pub mod subscriptions;

@@ -1,0 +1,94 @@
+//! Subscribe and unsubscribe.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use wspush_domain::{ConnectionId, Denial, ExternalId, SubscriptionPolicy};
+
+use crate::clock::Clock;
+use crate::store::{ConnectionStore, StoreError};
+
+/// Why a subscribe or unsubscribe request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection is not (or no longer) connected.
+    #[error("connection `{0}` is not connected")]
+    NotConnected(ConnectionId),
+    /// The subscription policy refused the request.
+    #[error("subscription denied: {0}")]
+    Denied(#[from] Denial),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for SubscribeError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::ConnectionNotFound(id) => SubscribeError::NotConnected(id),
+            other => SubscribeError::Store(other),
+        }
+    }
+}
+
+/// Subscribes connections to external IDs under a [`SubscriptionPolicy`].
+pub struct SubscriptionService<S: ?Sized> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    policy: SubscriptionPolicy,
+}
+
+impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
+    /// A service over `store` that enforces `policy`.
+    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>, policy: SubscriptionPolicy) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+        }
+    }
+
+    /// Subscribes `connection` to `topics` if the policy allows all of them, and returns
+    /// every external ID the connection is subscribed to afterwards. Nothing is written when
+    /// any topic is denied.
+    pub async fn subscribe(
+        &self,
+        connection: &ConnectionId,
+        topics: &[ExternalId],
+    ) -> Result<Vec<ExternalId>, SubscribeError> {
+        let now = self.clock.now();
+        let found = self
+            .store
+            .get(connection, now)
+            .await?
+            .ok_or_else(|| SubscribeError::NotConnected(connection.clone()))?;
+        self.policy.check_topics(found.user(), topics)?;
+
+        let mut held = self.store.subscriptions(connection).await?;
+        let already: HashSet<&ExternalId> = held.iter().collect();
+        let mut adding: Vec<ExternalId> = Vec::new();
+        for topic in topics {
+            if !already.contains(topic) && !adding.contains(topic) {
+                adding.push(topic.clone());
+            }
+        }
+        self.policy.check_total(held.len(), adding.len())?;
+        if !adding.is_empty() {
+            self.store.subscribe(&found, &adding, now).await?;
+            tracing::info!(%connection, topics = ?adding, "subscribed");
+        }
+        held.extend(adding);
+        Ok(held)
+    }
+
+    /// Unsubscribes `connection` from `topics`. Idempotent; unknown topics are ignored.
+    pub async fn unsubscribe(
+        &self,
+        connection: &ConnectionId,
+        topics: &[ExternalId],
+    ) -> Result<(), SubscribeError> {
+        self.store.unsubscribe(connection, topics).await?;
+        tracing::info!(%connection, ?topics, "unsubscribed");
+        Ok(())
+    }
+}

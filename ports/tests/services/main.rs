@@ -1,0 +1,6 @@
+//! The use-case services against mockall mocks of the gateway and the real in-memory store.
+
+mod connections;
+mod helpers;
+mod push;
+mod subscriptions;
