@@ -2,14 +2,19 @@
 //!
 //! What belongs here: one module per technology, each implementing a port from
 //! `wspush-ports` and translating its technology's errors into the port's error types at the
-//! seam, keeping the cause. Today: [`MemoryStore`] (a real, thread-safe store with expiry,
-//! the local gateway's default) and the clocks [`SystemClock`] and [`ManualClock`].
+//! seam, keeping the cause. Today: [`DynamoDbStore`] (the production store), [`MemoryStore`]
+//! (a real, thread-safe store with expiry, the local gateway's default) and the clocks
+//! [`SystemClock`] and [`ManualClock`]. [`aws`] builds the one HTTPS client every AWS SDK
+//! client shares.
 //!
 //! What must not: business rules (targeting, policies, retries live in `domain` and in the
 //! services of `ports`).
 
+pub mod aws;
 pub mod clock;
+pub mod dynamodb;
 pub mod memory;
 
 pub use clock::{ManualClock, SystemClock};
+pub use dynamodb::{DynamoDbConfig, DynamoDbStore};
 pub use memory::MemoryStore;

@@ -1,0 +1,23 @@
+//! What every AWS adapter shares: one HTTPS client and the SDK configuration.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+/// The HTTP client of every SDK client: hyper 1 with rustls on the `ring` provider. Built
+/// explicitly because the SDK crates' default features would compile a second TLS stack.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK configuration from the environment (region, credentials, and per-service
+/// endpoints such as `AWS_ENDPOINT_URL_DYNAMODB`), with [`http_client`]. Load it once, at
+/// cold start.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .load()
+        .await
+}

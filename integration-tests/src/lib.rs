@@ -1,0 +1,10 @@
+//! Contract suites for wspush's ports, and the harness that runs them against real local
+//! components.
+//!
+//! What belongs here: [`store_contract`], the one suite every `ConnectionStore` adapter must
+//! pass (run against the in-memory store and DynamoDB Local by `tests/store`), and the
+//! fixtures that find or start the real components. What must not: mocks of anything a real
+//! local component can answer.
+
+pub mod dynamodb_local;
+pub mod store_contract;
