@@ -10,11 +10,13 @@
 //! What must not: business rules (targeting, policies, retries live in `domain` and in the
 //! services of `ports`).
 
+pub mod apigateway;
 pub mod aws;
 pub mod clock;
 pub mod dynamodb;
 pub mod memory;
 
+pub use apigateway::{ApiGatewayConfig, ApiGatewayGateway};
 pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::{DynamoDbConfig, DynamoDbStore};
 pub use memory::MemoryStore;

@@ -1,0 +1,38 @@
+//! The `$connect` Lambda: identifies the user and records the connection.
+//!
+//! Settings: `WSPUSH_TABLE`, `WSPUSH_IDENTITY_KEY` (default `principalId`).
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
+use wspush_handlers::{handle_connect, settings::Settings};
+use wspush_ports::ConnectionService;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = Settings::from_env();
+    let table = settings.table()?;
+    let identity = settings.identity();
+    if let Some(param) = &identity.insecure_query_param {
+        lambda_runtime::tracing::warn!(
+            param,
+            "INSECURE: users may name themselves in the query string"
+        );
+    }
+    let sdk = load_sdk_config().await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    ));
+    let service = ConnectionService::new(store, Arc::new(SystemClock));
+    let (service, identity) = (&service, &identity);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, Error>(handle_connect(&event.payload, service, identity).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,30 @@
+//! The `$disconnect` Lambda: forgets the connection and its subscriptions.
+//!
+//! Settings: `WSPUSH_TABLE`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
+use wspush_handlers::{handle_disconnect, settings::Settings};
+use wspush_ports::ConnectionService;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = Settings::from_env().table()?;
+    let sdk = load_sdk_config().await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    ));
+    let service = ConnectionService::new(store, Arc::new(SystemClock));
+    let service = &service;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, Error>(handle_disconnect(&event.payload, service).await)
+        },
+    ))
+    .await
+}

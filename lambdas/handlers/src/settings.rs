@@ -1,0 +1,244 @@
+//! Typed settings, read once at cold start from the environment.
+//!
+//! Every function reads its settings through a lookup (`std::env::var` in production, a map
+//! in tests); a missing or malformed variable fails the cold start with its name.
+
+use std::str::FromStr;
+
+use wspush_domain::SubscriptionPolicy;
+use wspush_ports::PushConfig;
+
+use crate::connect::IdentitySource;
+
+/// The DynamoDB table.
+pub const TABLE: &str = "WSPUSH_TABLE";
+/// The key of the authorizer context that holds the user's ID (default `principalId`).
+pub const IDENTITY_KEY: &str = "WSPUSH_IDENTITY_KEY";
+/// INSECURE, for development only: the query-string parameter a client may name its user
+/// in when the authorizer gives none. Unset in any deployment.
+pub const INSECURE_IDENTITY_PARAM: &str = "WSPUSH_INSECURE_DEV_IDENTITY_PARAM";
+/// Comma-separated topic namespaces connections may subscribe to; unset or empty for any.
+pub const ALLOWED_NAMESPACES: &str = "WSPUSH_ALLOWED_NAMESPACES";
+/// The most subscriptions one connection may hold (default 100).
+pub const MAX_SUBSCRIPTIONS: &str = "WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION";
+/// The most topics one subscribe message may name (default 20).
+pub const MAX_TOPICS_PER_MESSAGE: &str = "WSPUSH_MAX_TOPICS_PER_MESSAGE";
+/// The most posts in flight per push (default 256).
+pub const MAX_IN_FLIGHT: &str = "WSPUSH_MAX_IN_FLIGHT";
+/// Connections per store page (default 500).
+pub const PAGE_SIZE: &str = "WSPUSH_PAGE_SIZE";
+/// Segments a broadcast is read in (default 4).
+pub const BROADCAST_SEGMENTS: &str = "WSPUSH_BROADCAST_SEGMENTS";
+
+/// A setting that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// A variable's value cannot be used.
+    #[error("environment variable {key}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+/// Reads variables through `lookup`.
+pub struct Settings<F> {
+    lookup: F,
+}
+
+impl Settings<fn(&str) -> Option<String>> {
+    /// Settings from the process environment.
+    pub fn from_env() -> Self {
+        Settings {
+            lookup: |key| std::env::var(key).ok(),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Settings<F> {
+    /// Settings from `lookup` (a map in tests).
+    pub fn from_lookup(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        (self.lookup)(key).filter(|value| !value.trim().is_empty())
+    }
+
+    /// A required variable.
+    pub fn required(&self, key: &'static str) -> Result<String, SettingsError> {
+        self.get(key).ok_or(SettingsError::Missing(key))
+    }
+
+    /// A number, `default` when unset; 0 is refused.
+    pub fn positive<T>(&self, key: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T: FromStr + PartialEq + Default,
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
+        let invalid = |reason: String| SettingsError::Invalid {
+            key,
+            value: value.clone(),
+            reason,
+        };
+        let number = value
+            .trim()
+            .parse::<T>()
+            .map_err(|error| invalid(error.to_string()))?;
+        if number == T::default() {
+            return Err(invalid("must be at least 1".into()));
+        }
+        Ok(number)
+    }
+
+    /// The table name ([`TABLE`]).
+    pub fn table(&self) -> Result<String, SettingsError> {
+        self.required(TABLE)
+    }
+
+    /// Where `$connect` finds the user ([`IDENTITY_KEY`], [`INSECURE_IDENTITY_PARAM`]).
+    pub fn identity(&self) -> IdentitySource {
+        IdentitySource {
+            authorizer_key: self
+                .get(IDENTITY_KEY)
+                .unwrap_or_else(|| "principalId".to_owned()),
+            insecure_query_param: self.get(INSECURE_IDENTITY_PARAM),
+        }
+    }
+
+    /// The subscription policy ([`ALLOWED_NAMESPACES`], [`MAX_SUBSCRIPTIONS`],
+    /// [`MAX_TOPICS_PER_MESSAGE`]).
+    pub fn subscription_policy(&self) -> Result<SubscriptionPolicy, SettingsError> {
+        let defaults = SubscriptionPolicy::default();
+        let mut policy = defaults
+            .clone()
+            .with_max_subscriptions_per_connection(self.positive(
+                MAX_SUBSCRIPTIONS,
+                defaults.max_subscriptions_per_connection(),
+            )?)
+            .with_max_topics_per_message(self.positive(MAX_TOPICS_PER_MESSAGE, 20usize)?);
+        if let Some(namespaces) = self.get(ALLOWED_NAMESPACES) {
+            let list: Vec<String> = namespaces
+                .split(',')
+                .map(str::trim)
+                .filter(|namespace| !namespace.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if list.iter().any(|namespace| namespace.contains(':')) {
+                return Err(SettingsError::Invalid {
+                    key: ALLOWED_NAMESPACES,
+                    value: namespaces,
+                    reason: "a namespace is the text before the first `:`; list them without it"
+                        .into(),
+                });
+            }
+            policy = policy.with_allowed_namespaces(list);
+        }
+        Ok(policy)
+    }
+
+    /// How the pusher pushes ([`MAX_IN_FLIGHT`], [`PAGE_SIZE`], [`BROADCAST_SEGMENTS`]).
+    pub fn push_config(&self) -> Result<PushConfig, SettingsError> {
+        let defaults = PushConfig::default();
+        Ok(PushConfig {
+            max_in_flight: self.positive(MAX_IN_FLIGHT, defaults.max_in_flight)?,
+            page_size: self.positive(PAGE_SIZE, defaults.page_size)?,
+            broadcast_segments: self.positive(BROADCAST_SEGMENTS, defaults.broadcast_segments)?,
+            ..defaults
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(move |key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn a_missing_table_names_its_variable() {
+        let error = settings(&[]).table().unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "environment variable WSPUSH_TABLE is not set"
+        );
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_missing() {
+        assert_eq!(
+            settings(&[(TABLE, "  ")]).table(),
+            Err(SettingsError::Missing(TABLE))
+        );
+    }
+
+    #[test]
+    fn the_identity_comes_from_principal_id_unless_configured() {
+        let default = settings(&[]).identity();
+        let custom =
+            settings(&[(IDENTITY_KEY, "userId"), (INSECURE_IDENTITY_PARAM, "user")]).identity();
+
+        assert_eq!(default.authorizer_key, "principalId");
+        assert_eq!(default.insecure_query_param, None);
+        assert_eq!(custom.authorizer_key, "userId");
+        assert_eq!(custom.insecure_query_param.as_deref(), Some("user"));
+    }
+
+    #[test]
+    fn push_settings_are_read_and_zero_is_refused() {
+        let config = settings(&[(MAX_IN_FLIGHT, "64"), (BROADCAST_SEGMENTS, "8")])
+            .push_config()
+            .expect("valid");
+        let zero = settings(&[(MAX_IN_FLIGHT, "0")]).push_config();
+        let garbage = settings(&[(PAGE_SIZE, "many")]).push_config();
+
+        assert_eq!((config.max_in_flight, config.broadcast_segments), (64, 8));
+        assert_eq!(config.page_size, PushConfig::default().page_size);
+        assert!(matches!(
+            zero,
+            Err(SettingsError::Invalid {
+                key: MAX_IN_FLIGHT,
+                ..
+            })
+        ));
+        assert!(
+            garbage
+                .unwrap_err()
+                .to_string()
+                .starts_with("environment variable WSPUSH_PAGE_SIZE=\"many\" is invalid")
+        );
+    }
+
+    #[test]
+    fn allowed_namespaces_are_a_comma_separated_list() {
+        let policy = settings(&[(ALLOWED_NAMESPACES, "room, ticker,")])
+            .subscription_policy()
+            .expect("valid");
+        let with_colon = settings(&[(ALLOWED_NAMESPACES, "room:")]).subscription_policy();
+
+        assert_eq!(
+            policy,
+            SubscriptionPolicy::default().with_allowed_namespaces(["room", "ticker"])
+        );
+        assert!(with_colon.is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The handlers, driven by real Lambda event JSON (in `tests/fixtures`), over the real
+//! in-memory store and a mockall gateway.
+
+mod connect;
+mod helpers;
+mod pusher;
+mod subscribe;

@@ -1,0 +1,166 @@
+use wspush_handlers::{handle_invocation, handle_sqs};
+
+use crate::helpers::*;
+
+const SQS_BATCH: &str = include_str!("../fixtures/sqs-batch.json");
+const SNS: &str = include_str!("../fixtures/sns.json");
+
+async fn store_for_fixtures() -> std::sync::Arc<wspush_adapters::MemoryStore> {
+    let store = store_with(&[
+        ("u1-phone", "u-1"),
+        ("u1-laptop", "u-1"),
+        ("room-member", "u-2"),
+    ])
+    .await;
+    let member = wspush_ports::ConnectionStore::get(&*store, &id("room-member"), NOW)
+        .await
+        .expect("get")
+        .expect("saved");
+    wspush_ports::ConnectionStore::subscribe(&*store, &member, &[topic("room:42")], NOW)
+        .await
+        .expect("subscribe");
+    store
+}
+
+fn recipients(sent: &Sent) -> Vec<(String, String)> {
+    let mut sent = sent.lock().expect("lock").clone();
+    sent.sort();
+    sent
+}
+
+#[tokio::test]
+async fn an_sqs_batch_reports_only_the_malformed_record_as_failed() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+
+    let answer = handle_invocation(SQS_BATCH, &service)
+        .await
+        .expect("handled");
+
+    assert_eq!(
+        answer,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]})
+    );
+    assert_eq!(
+        recipients(&sent),
+        [
+            ("room-member".to_owned(), r#"{"z":1,"a":2}"#.to_owned()),
+            (
+                "u1-laptop".to_owned(),
+                r#"{"type":"notification","text":"hi"}"#.to_owned()
+            ),
+            (
+                "u1-phone".to_owned(),
+                r#"{"type":"notification","text":"hi"}"#.to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_sqs_record_whose_push_is_incomplete_is_reported_failed() {
+    let store = store_for_fixtures().await;
+    let mut gateway = wspush_ports::MockConnectionGateway::new();
+    gateway
+        .expect_post()
+        .returning(|_, _| Err(wspush_ports::GatewayError::PayloadTooLarge));
+    let service = wspush_ports::PushService::new(
+        store,
+        std::sync::Arc::new(gateway),
+        clock(),
+        wspush_ports::PushConfig::default(),
+    )
+    .expect("config");
+    let event = serde_json::from_str(SQS_BATCH).expect("SQS event");
+
+    let answer = handle_sqs(event, &service).await;
+
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+}
+
+#[tokio::test]
+async fn an_sqs_record_without_a_body_is_reported_failed() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+    let mut event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(SQS_BATCH).expect("SQS event");
+    event.records.truncate(1);
+    event.records[0].body = None;
+
+    let answer = handle_sqs(event, &service).await;
+
+    assert_eq!(answer.batch_item_failures.len(), 1);
+    assert!(sent.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn an_sns_record_is_pushed_to_its_audience() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+
+    let answer = handle_invocation(SNS, &service).await.expect("handled");
+
+    assert_eq!(answer, serde_json::json!({"pushed": 1}));
+    assert_eq!(
+        recipients(&sent),
+        [
+            ("u1-laptop".to_owned(), r#"{"via":"sns"}"#.to_owned()),
+            ("u1-phone".to_owned(), r#"{"via":"sns"}"#.to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_sns_message_fails_the_invocation_naming_the_field() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+    let malformed = SNS.replace(r#"{\"users\":[\"u-1\"],"#, r#"{\"users\":\"u-1\","#);
+
+    let error = handle_invocation(&malformed, &service)
+        .await
+        .expect_err("malformed");
+
+    assert!(
+        error.to_string().contains("field `users` must be an array"),
+        "{error}"
+    );
+    assert!(sent.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_direct_invoke_answers_with_the_push_report() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+
+    let answer = handle_invocation(r#"{"topics":["room:42"],"data":{"k":[1, 2]}}"#, &service)
+        .await
+        .expect("handled");
+
+    assert_eq!(answer["delivered"], 1);
+    assert_eq!(answer["complete"], true);
+    assert_eq!(
+        recipients(&sent),
+        [("room-member".to_owned(), r#"{"k":[1,2]}"#.to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_direct_invoke_with_a_typo_is_rejected_not_broadcast() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+
+    let error = handle_invocation(r#"{"user":["u-1"],"data":1}"#, &service)
+        .await
+        .expect_err("typo");
+
+    assert!(error.to_string().contains("unknown field `user`"));
+    assert!(sent.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_json_is_an_error_not_a_panic() {
+    let (service, _) = pusher(store_for_fixtures().await);
+
+    let result = handle_invocation("\u{0}garbage", &service).await;
+
+    assert!(result.is_err());
+}

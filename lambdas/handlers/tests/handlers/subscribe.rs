@@ -1,0 +1,201 @@
+use wspush_domain::SubscriptionPolicy;
+use wspush_handlers::handle_route;
+use wspush_ports::{ConnectionStore, SubscriptionService};
+
+use crate::helpers::*;
+
+const SUBSCRIBE: &str = include_str!("../fixtures/subscribe.json");
+
+async fn service_with(
+    policy: SubscriptionPolicy,
+) -> (
+    SubscriptionService<wspush_adapters::MemoryStore>,
+    std::sync::Arc<wspush_adapters::MemoryStore>,
+) {
+    let store = store_with(&[(CONNECTION, "u-1")]).await;
+    (
+        SubscriptionService::new(store.clone(), clock(), policy),
+        store,
+    )
+}
+
+#[tokio::test]
+async fn subscribe_replies_with_every_topic_held() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(
+        body_json(&response),
+        serde_json::json!({"ok": true, "action": "subscribe", "topics": ["room:42", "ticker:AAPL"]})
+    );
+    assert_eq!(
+        store
+            .subscriptions(&id(CONNECTION))
+            .await
+            .expect("subs")
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn unsubscribe_removes_the_named_topics() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+    handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    let response = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"unsubscribe","topics":["room:42"]}"#,
+        ),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(
+        store.subscriptions(&id(CONNECTION)).await.expect("subs"),
+        [topic("ticker:AAPL")]
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_gets_an_error_reply() {
+    let (service, _) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(&with_body(SUBSCRIBE, "subscribe me"), &service).await;
+
+    assert_eq!(response.status_code, 400);
+    let reply = body_json(&response);
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("invalid message")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_field_in_the_body_is_named_in_the_reply() {
+    let (service, _) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(
+        &with_body(SUBSCRIBE, r#"{"action":"subscribe","topic":["room:1"]}"#),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 400);
+    assert!(body(&response).contains("unknown field `topic`"));
+}
+
+#[tokio::test]
+async fn an_invalid_topic_is_named_with_its_position() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"subscribe","topics":["room:1","bad topic"]}"#,
+        ),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 400);
+    assert!(body(&response).contains("field `topics[1]`: external ID must not contain ' '"));
+    assert!(
+        store
+            .subscriptions(&id(CONNECTION))
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_empty_topic_list_is_an_error() {
+    let (service, _) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(
+        &with_body(SUBSCRIBE, r#"{"action":"subscribe","topics":[]}"#),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 400);
+}
+
+#[tokio::test]
+async fn an_unknown_action_is_an_error() {
+    let (service, _) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(
+        &with_body(SUBSCRIBE, r#"{"action":"publish","topics":["room:1"]}"#),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 400);
+    assert!(body(&response).contains("unknown action `publish`"));
+}
+
+#[tokio::test]
+async fn another_users_channel_is_denied_with_a_403_reply_and_nothing_written() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(
+        &with_body(SUBSCRIBE, r#"{"action":"subscribe","topics":["user:u-2"]}"#),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 403);
+    assert_eq!(
+        body_json(&response)["error"],
+        "topic `user:u-2` is another user's own channel"
+    );
+    assert!(
+        store
+            .subscriptions(&id(CONNECTION))
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_topic_outside_the_allowed_namespaces_is_denied() {
+    let (service, _) =
+        service_with(SubscriptionPolicy::default().with_allowed_namespaces(["room"])).await;
+
+    let response = handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    assert_eq!(response.status_code, 403);
+    assert!(body(&response).contains("ticker:AAPL"));
+}
+
+#[tokio::test]
+async fn the_subscription_limit_is_enforced() {
+    let (service, _) =
+        service_with(SubscriptionPolicy::default().with_max_subscriptions_per_connection(1)).await;
+
+    let response = handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    assert_eq!(response.status_code, 403);
+    assert!(body(&response).contains("at most 1 subscriptions"));
+}
+
+#[tokio::test]
+async fn a_message_from_a_connection_the_store_does_not_know_gets_a_410_reply() {
+    let store = store_with(&[]).await;
+    let service = SubscriptionService::new(store, clock(), SubscriptionPolicy::default());
+
+    let response = handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    assert_eq!(response.status_code, 410);
+    assert!(body(&response).contains("is not connected"));
+}

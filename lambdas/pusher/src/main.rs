@@ -1,0 +1,39 @@
+//! The pusher Lambda: notification requests from SQS, SNS or a direct invoke.
+//!
+//! Settings: `WSPUSH_TABLE`, `WSPUSH_MANAGEMENT_ENDPOINT` (or `WSPUSH_WEBSOCKET_URL`),
+//! `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::value::RawValue;
+use wspush_adapters::{
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SystemClock, aws::load_sdk_config,
+};
+use wspush_handlers::{handle_invocation, settings::Settings};
+use wspush_ports::PushService;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = Settings::from_env();
+    let table = settings.table()?;
+    let push_config = settings.push_config()?;
+    let gateway_config = ApiGatewayConfig::from_env()?;
+    let sdk = load_sdk_config().await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    ));
+    let gateway = Arc::new(ApiGatewayGateway::new(&sdk, &gateway_config));
+    let service = PushService::new(store, gateway, Arc::new(SystemClock), push_config)?;
+    let service = &service;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            handle_invocation(event.payload.get(), service)
+                .await
+                .map_err(Error::from)
+        },
+    ))
+    .await
+}

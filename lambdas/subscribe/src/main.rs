@@ -1,0 +1,33 @@
+//! The `subscribe` / `unsubscribe` routes' Lambda.
+//!
+//! Settings: `WSPUSH_TABLE`, `WSPUSH_ALLOWED_NAMESPACES`,
+//! `WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION`, `WSPUSH_MAX_TOPICS_PER_MESSAGE`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
+use wspush_handlers::{handle_route, settings::Settings};
+use wspush_ports::SubscriptionService;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = Settings::from_env();
+    let table = settings.table()?;
+    let policy = settings.subscription_policy()?;
+    let sdk = load_sdk_config().await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    ));
+    let service = SubscriptionService::new(store, Arc::new(SystemClock), policy);
+    let service = &service;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, Error>(handle_route(&event.payload, service).await)
+        },
+    ))
+    .await
+}
