@@ -1,7 +1,7 @@
 //! What every AWS adapter shares: one HTTPS client and the SDK configuration.
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The HTTP client of every SDK client: hyper 1 with rustls on the `ring` provider. Built
@@ -20,4 +20,22 @@ pub async fn load_sdk_config() -> SdkConfig {
         .http_client(http_client())
         .load()
         .await
+}
+
+/// An SDK configuration with fixed credentials and region and no environment lookups: for
+/// local components (DynamoDB Local, the local gateway, moto) that check signatures'
+/// shape but not their keys.
+pub fn local_sdk_config(region: &str, access_key: &str, secret_key: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "wspush-local",
+        )))
+        .http_client(http_client())
+        .build()
 }
