@@ -17,8 +17,11 @@ use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway};
 use wspush_domain::ConnectionId;
 use wspush_ports::{ConnectionGateway, GatewayError};
 
+/// A request the server saw: connection ID, body, `Authorization` header.
+type Request = (String, Vec<u8>, String);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Vec<u8>, String)>>>);
+struct Seen(Arc<Mutex<Vec<Request>>>);
 
 fn api_error(status: StatusCode, code: Option<&str>) -> Response {
     let mut headers = HeaderMap::new();
