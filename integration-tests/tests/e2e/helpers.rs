@@ -1,0 +1,188 @@
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
+use wspush_local::{Faults, LocalConfig, RunningGateway, StoreChoice, start};
+
+/// A local gateway on a free port, with the store the test asked for.
+pub struct Setup {
+    pub gateway: RunningGateway,
+    dynamodb: Option<DynamoDbFixture>,
+    faults: Faults,
+}
+
+impl Setup {
+    pub async fn memory() -> Self {
+        Self::with(StoreChoice::Memory, None, Faults::default()).await
+    }
+
+    pub async fn dynamodb() -> Self {
+        let fixture = DynamoDbFixture::new().await;
+        let store = StoreChoice::DynamoDb {
+            endpoint: fixture.endpoint.clone(),
+            table: fixture.store.table().to_owned(),
+        };
+        Self::with(store, Some(fixture), Faults::default()).await
+    }
+
+    async fn with(store: StoreChoice, dynamodb: Option<DynamoDbFixture>, faults: Faults) -> Self {
+        let config = LocalConfig {
+            store,
+            faults: faults.clone(),
+            ..LocalConfig::default()
+        };
+        let gateway = start(config).await.expect("the local gateway starts");
+        Self {
+            gateway,
+            dynamodb,
+            faults,
+        }
+    }
+
+    /// A second gateway on the same store, with `faults` (for scenarios that need them).
+    pub async fn sibling(&self, faults: Faults) -> Setup {
+        let store = match &self.dynamodb {
+            Some(fixture) => StoreChoice::DynamoDb {
+                endpoint: fixture.endpoint.clone(),
+                table: fixture.store.table().to_owned(),
+            },
+            None => StoreChoice::Memory,
+        };
+        Setup::with(store, None, faults).await
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub async fn finish(self) {
+        self.gateway.shutdown().await.expect("clean shutdown");
+        if let Some(fixture) = self.dynamodb {
+            fixture.finish().await;
+        }
+    }
+
+    /// Opens a socket as `user` and returns it with its connection ID.
+    pub async fn connect(&self, user: &str) -> Client {
+        let before = self.gateway.open_connections();
+        let url = format!("{}?user={user}", self.gateway.websocket_url());
+        let (socket, _) = connect_async(url).await.expect("the socket opens");
+        let id = wait_for(|| {
+            self.gateway
+                .open_connections()
+                .into_iter()
+                .find(|id| !before.contains(id))
+        })
+        .await
+        .expect("the gateway registers the socket");
+        Client { socket, id }
+    }
+
+    /// Sends a notification request to `POST /notifications`.
+    pub async fn notify(&self, request: &str) -> (u16, Value) {
+        let (status, body) = http(
+            self.gateway.address(),
+            "POST",
+            "/notifications",
+            request.as_bytes(),
+        )
+        .await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+}
+
+pub struct Client {
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub id: String,
+}
+
+impl Client {
+    pub async fn send(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next text message, within 5 s.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), self.socket.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("the socket is open")
+                .expect("a frame");
+            match message {
+                Message::Text(text) => return text.to_string(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn next_json(&mut self) -> Value {
+        serde_json::from_str(&self.next_text().await).expect("JSON")
+    }
+
+    /// Asserts that nothing arrives for 300 ms.
+    pub async fn expect_nothing(&mut self) {
+        let next = tokio::time::timeout(Duration::from_millis(300), self.socket.next()).await;
+        assert!(next.is_err(), "expected nothing, got {next:?}");
+    }
+
+    /// Subscribes and checks the reply.
+    pub async fn subscribe(&mut self, topics: &[&str]) {
+        let body = serde_json::json!({"action": "subscribe", "topics": topics});
+        self.send(&body.to_string()).await;
+        let reply = self.next_json().await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+}
+
+/// Polls `probe` every 20 ms for up to 5 s.
+pub async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..250 {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// A minimal HTTP/1.1 request; returns the status and the body.
+pub async fn http(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    (status, body)
+}

@@ -1,0 +1,21 @@
+//! The local gateway: API Gateway WebSockets on a laptop, with no AWS account and no Docker.
+//!
+//! What belongs here: a WebSocket endpoint that builds real `$connect`, route and
+//! `$disconnect` events and hands them to the same handlers the Lambdas run; an `@connections`
+//! management API that answers like API Gateway's (so the real `ApiGatewayGateway` adapter
+//! works against it unchanged); a `POST /notifications` intake that runs the pusher handler
+//! in-process; API Gateway's idle and maximum-duration limits; and fault and latency injection
+//! for tests and benchmarks.
+//!
+//! What must not: business rules. Everything wspush decides is decided by the handlers and
+//! services, exactly as in Lambda.
+
+mod events;
+mod faults;
+mod gateway;
+mod management;
+mod registry;
+mod socket;
+
+pub use faults::Faults;
+pub use gateway::{LocalConfig, RunningGateway, StoreChoice, start};

@@ -1,0 +1,178 @@
+//! The `@connections` management API, the notification intake and the demo page.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+use wspush_domain::limits::MAX_PAYLOAD_BYTES;
+use wspush_handlers::PusherError;
+use wspush_handlers::pusher::handle_direct;
+
+use crate::faults::Injected;
+use crate::gateway::AppState;
+use crate::registry::Outbound;
+
+/// An error as API Gateway answers it: the code in `x-amzn-ErrorType`, a JSON message.
+fn api_error(status: StatusCode, code: &'static str, message: Option<&str>) -> Response {
+    let mut response = (status, json!({ "message": message }).to_string()).into_response();
+    response
+        .headers_mut()
+        .insert("x-amzn-ErrorType", HeaderValue::from_static(code));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+fn gone() -> Response {
+    api_error(StatusCode::GONE, "GoneException", None)
+}
+
+/// `POST /{stage}/@connections/{id}`: the body goes to the socket as one text frame.
+pub async fn post_to_connection(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if body.len() > MAX_PAYLOAD_BYTES {
+        return api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            Some("Request entity too large"),
+        );
+    }
+    match state.faults.apply().await {
+        Some(Injected::Throttled) => {
+            return api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "LimitExceededException",
+                Some("Rate exceeded"),
+            );
+        }
+        Some(Injected::ServerError) => {
+            return api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+                Some("Internal server error"),
+            );
+        }
+        None => {}
+    }
+    let Some(live) = state.registry.get(&id) else {
+        return gone();
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if live.tx.send(Outbound::Text(text)).is_err() {
+        return gone();
+    }
+    StatusCode::OK.into_response()
+}
+
+/// `GET /{stage}/@connections/{id}`.
+pub async fn get_connection(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(live) = state.registry.get(&id) else {
+        return gone();
+    };
+    let last_active = live
+        .last_active_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let body = json!({
+        "connectedAt": iso8601(live.connected_at_ms),
+        "lastActiveAt": iso8601(last_active),
+        "identity": {"sourceIp": live.source_ip, "userAgent": live.user_agent},
+    });
+    (StatusCode::OK, body.to_string()).into_response()
+}
+
+/// `DELETE /{stage}/@connections/{id}`: closes the socket, which fires `$disconnect`.
+pub async fn delete_connection(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.registry.get(&id) {
+        Some(live) if live.tx.send(Outbound::Close).is_ok() => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => gone(),
+    }
+}
+
+/// `POST /notifications`: runs the pusher handler on a notification request and answers
+/// with its report (400 naming the field for a malformed request).
+pub async fn notifications(State(state): State<Arc<AppState>>, body: String) -> Response {
+    match handle_direct(&body, &state.pusher).await {
+        Ok(report) => {
+            let mut answer = serde_json::to_value(&report).unwrap_or_default();
+            if let Some(fields) = answer.as_object_mut() {
+                fields.insert("complete".into(), report.is_complete().into());
+            }
+            let status = if report.is_complete() {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            (status, answer.to_string()).into_response()
+        }
+        Err(PusherError::Request(error)) => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": error.to_string(), "field": error.field()}).to_string(),
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": error.to_string()}).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /`: the demo page.
+pub async fn demo_page(State(state): State<Arc<AppState>>) -> Html<String> {
+    Html(
+        include_str!("demo.html")
+            .replace("{{STAGE}}", &state.config.stage)
+            .replace("{{IDENTITY_PARAM}}", &state.config.identity_param),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (API Gateway's format).
+fn iso8601(millis: u64) -> String {
+    let secs = millis / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        millis % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso8601;
+
+    #[test]
+    fn timestamps_format_as_api_gateway_does() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_795_334_400_123), "2026-11-22T08:00:00.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,194 @@
+//! The WebSocket endpoint: `$connect` on upgrade, routes for messages, `$disconnect` at the
+//! end, with API Gateway's idle and maximum-duration limits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::encodings::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use wspush_handlers::{handle_connect, handle_disconnect, handle_route};
+
+use crate::events::{self, EventContext};
+use crate::gateway::AppState;
+use crate::registry::{Live, Outbound, Registry, new_connection_id};
+
+/// What the gateway remembers of a socket for the events it builds.
+struct SocketInfo {
+    id: String,
+    source_ip: String,
+    user_agent: Option<String>,
+    connected_at_ms: u64,
+}
+
+impl SocketInfo {
+    fn context<'a>(&'a self, state: &'a AppState) -> EventContext<'a> {
+        EventContext {
+            connection_id: &self.id,
+            stage: &state.config.stage,
+            domain: &state.domain,
+            source_ip: &self.source_ip,
+            user_agent: self.user_agent.as_deref(),
+            connected_at_ms: self.connected_at_ms,
+            now_ms: state.clock.now().unix_millis(),
+        }
+    }
+}
+
+/// `GET /{stage}`: runs `$connect`, and upgrades only if it answered 2xx.
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let info = SocketInfo {
+        id: new_connection_id(),
+        source_ip: peer.ip().to_string(),
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        connected_at_ms: state.clock.now().unix_millis(),
+    };
+    let header_map: HashMap<String, String> = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let user = query.get(&state.config.identity_param).map(String::as_str);
+    let event = events::connect(&info.context(&state), &header_map, &query, user);
+    let answer = handle_connect(&event, &state.connections, &state.identity).await;
+    if !(200..300).contains(&answer.status_code) {
+        let status = u16::try_from(answer.status_code)
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = match answer.body {
+            Some(Body::Text(text)) => text,
+            _ => String::new(),
+        };
+        tracing::info!(connection = %info.id, %status, "$connect refused the socket");
+        return (status, body).into_response();
+    }
+    tracing::info!(connection = %info.id, user, "socket open");
+    upgrade.on_upgrade(move |socket| run(socket, state, info))
+}
+
+async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    state.registry.insert(
+        info.id.clone(),
+        Live {
+            tx: tx.clone(),
+            connected_at_ms: info.connected_at_ms,
+            last_active_ms: info.connected_at_ms.into(),
+            source_ip: info.source_ip.clone(),
+            user_agent: info.user_agent.clone(),
+        },
+    );
+
+    let writer = async {
+        while let Some(outbound) = rx.recv().await {
+            match outbound {
+                Outbound::Text(text) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return (1006, "the client stopped reading".to_owned());
+                    }
+                }
+                Outbound::Close => {
+                    let frame = CloseFrame {
+                        code: 1000,
+                        reason: "closed by the server".into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return (1000, "closed through @connections".to_owned());
+                }
+            }
+        }
+        (1000, "closed".to_owned())
+    };
+
+    let idle = state.config.idle_timeout;
+    let max_deadline = Instant::now() + state.config.max_duration;
+    let reader = async {
+        let mut idle_deadline = Instant::now() + idle;
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    idle_deadline = Instant::now() + idle;
+                    if let Some(live) = state.registry.get(&info.id) {
+                        Registry::touch(&live, state.clock.now().unix_millis());
+                    }
+                    match message {
+                        Some(Ok(Message::Text(text))) => on_message(&state, &info, text.as_str(), &tx).await,
+                        Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                            Ok(text) => on_message(&state, &info, text, &tx).await,
+                            Err(_) => tracing::info!(connection = %info.id, "ignoring a binary message that is not UTF-8"),
+                        },
+                        Some(Ok(Message::Close(frame))) => {
+                            let code = frame.as_ref().map_or(1005, |frame| frame.code);
+                            return (code, "the client closed the connection".to_owned());
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => return (1006, "the connection was lost".to_owned()),
+                    }
+                }
+                () = sleep_until(idle_deadline) => return (1001, "idle timeout".to_owned()),
+                () = sleep_until(max_deadline) => return (1001, "maximum connection duration".to_owned()),
+            }
+        }
+    };
+
+    tokio::pin!(writer, reader);
+    let (status, reason) = tokio::select! {
+        ended = &mut reader => {
+            let _ = tx.send(Outbound::Close);
+            let _ = timeout(Duration::from_secs(1), &mut writer).await;
+            ended
+        }
+        ended = &mut writer => ended,
+    };
+    state.registry.remove(&info.id);
+    tracing::info!(connection = %info.id, status, %reason, "socket closed");
+    if state.config.faults.lose_disconnects {
+        tracing::info!(connection = %info.id, "$disconnect lost (fault injection)");
+        return;
+    }
+    let event = events::disconnect(&info.context(&state), status, &reason);
+    handle_disconnect(&event, &state.connections).await;
+}
+
+async fn on_message(
+    state: &AppState,
+    info: &SocketInfo,
+    body: &str,
+    tx: &mpsc::UnboundedSender<Outbound>,
+) {
+    let route = events::route_of(body);
+    if route == "$default" {
+        // No `$default` route is deployed: API Gateway answers the sender like this.
+        let reply = json!({
+            "message": "Forbidden",
+            "connectionId": info.id,
+            "requestId": format!("{:016x}", fastrand::u64(..)),
+        });
+        let _ = tx.send(Outbound::Text(reply.to_string()));
+        return;
+    }
+    let event = events::message(&info.context(state), route, body);
+    let answer = handle_route(&event, &state.subscriptions).await;
+    // The route has a route response: its body goes back to the sender.
+    if let Some(Body::Text(text)) = answer.body {
+        let _ = tx.send(Outbound::Text(text));
+    }
+}
