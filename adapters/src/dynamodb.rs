@@ -203,22 +203,7 @@ impl DynamoDbStore {
     /// Writes `requests` in batches of 25, retrying unprocessed items with backoff.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(BATCH_WRITE_MAX) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt > 0 {
-                    if attempt >= BATCH_ATTEMPTS {
-                        return Err(StoreError::Throttled(
-                            format!(
-                                "{} items still unprocessed after {BATCH_ATTEMPTS} BatchWriteItem attempts",
-                                pending.len()
-                            )
-                            .into(),
-                        ));
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                attempt += 1;
+            until_processed("BatchWriteItem", chunk.to_vec(), |pending| async move {
                 let output = self
                     .client
                     .batch_write_item()
@@ -226,12 +211,14 @@ impl DynamoDbStore {
                     .send()
                     .await
                     .map_err(store_error)?;
-                pending = output
+                let unprocessed = output
                     .unprocessed_items()
                     .and_then(|items| items.get(&self.table))
                     .cloned()
                     .unwrap_or_default();
-            }
+                Ok((unprocessed, Vec::<Item>::new()))
+            })
+            .await?;
         }
         Ok(())
     }
@@ -240,22 +227,7 @@ impl DynamoDbStore {
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET_MAX) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt > 0 {
-                    if attempt >= BATCH_ATTEMPTS {
-                        return Err(StoreError::Throttled(
-                            format!(
-                                "{} keys still unprocessed after {BATCH_ATTEMPTS} BatchGetItem attempts",
-                                pending.len()
-                            )
-                            .into(),
-                        ));
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                attempt += 1;
+            let items = until_processed("BatchGetItem", chunk.to_vec(), |pending| async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -268,15 +240,20 @@ impl DynamoDbStore {
                     .send()
                     .await
                     .map_err(store_error)?;
-                if let Some(items) = output.responses().and_then(|r| r.get(&self.table)) {
-                    found.extend(items.iter().cloned());
-                }
-                pending = output
+                let items = output
+                    .responses()
+                    .and_then(|responses| responses.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                let unprocessed = output
                     .unprocessed_keys()
                     .and_then(|keys| keys.get(&self.table))
                     .map(|keys| keys.keys().to_vec())
                     .unwrap_or_default();
-            }
+                Ok((unprocessed, items))
+            })
+            .await?;
+            found.extend(items);
         }
         Ok(found)
     }
@@ -358,12 +335,7 @@ impl DynamoDbStore {
         limit: usize,
         now: Timestamp,
     ) -> Result<Page, StoreError> {
-        let start = match &cursor {
-            Some(cursor) => cursor.as_str().parse::<usize>().map_err(|error| {
-                StoreError::InvalidCursor(format!("{:?}: {error}", cursor.as_str()))
-            })?,
-            None => 0,
-        };
+        let start = Cursor::offset_of(cursor.as_ref())?;
         let end = start
             .saturating_add(limit.clamp(1, BATCH_GET_MAX))
             .min(ids.len());
@@ -379,7 +351,7 @@ impl DynamoDbStore {
             .collect::<Result<_, _>>()?;
         Ok(Page {
             connections,
-            next: (end < ids.len()).then(|| Cursor::new(end.to_string())),
+            next: (end < ids.len()).then(|| Cursor::at_offset(end)),
         })
     }
 
@@ -713,6 +685,40 @@ fn decode_cursor(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
             .map(|(name, value)| (name, AttributeValue::S(value)))
             .collect(),
     ))
+}
+
+/// Calls `batch` with `pending` until it reports nothing unprocessed, backing off between
+/// calls, for at most [`BATCH_ATTEMPTS`] calls. Returns what the calls returned.
+async fn until_processed<T, R, F, Fut>(
+    operation: &str,
+    mut pending: Vec<T>,
+    mut batch: F,
+) -> Result<Vec<R>, StoreError>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Vec<R>), StoreError>>,
+{
+    let mut results = Vec::new();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        if attempt > 0 {
+            if attempt >= BATCH_ATTEMPTS {
+                return Err(StoreError::Throttled(
+                    format!(
+                        "{} entries still unprocessed after {BATCH_ATTEMPTS} {operation} attempts",
+                        pending.len()
+                    )
+                    .into(),
+                ));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        attempt += 1;
+        let (unprocessed, done) = batch(pending).await?;
+        results.extend(done);
+        pending = unprocessed;
+    }
+    Ok(results)
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -273,12 +273,7 @@ impl ConnectionStore for MemoryStore {
                 }
             }
             Source::Connections(ids) => {
-                let start = match &cursor {
-                    Some(cursor) => cursor.as_str().parse::<usize>().map_err(|error| {
-                        StoreError::InvalidCursor(format!("{:?}: {error}", cursor.as_str()))
-                    })?,
-                    None => 0,
-                };
+                let start = Cursor::offset_of(cursor.as_ref())?;
                 let end = start.saturating_add(limit).min(ids.len());
                 Page {
                     connections: ids
@@ -287,7 +282,7 @@ impl ConnectionStore for MemoryStore {
                         .iter()
                         .filter_map(|id| inner.live(id, now).cloned())
                         .collect(),
-                    next: (end < ids.len()).then(|| Cursor::new(end.to_string())),
+                    next: (end < ids.len()).then(|| Cursor::at_offset(end)),
                 }
             }
             Source::All(segment) => {

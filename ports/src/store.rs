@@ -44,6 +44,21 @@ impl Cursor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A cursor at position `offset` of a list (for sources that are lists, such as
+    /// [`Source::Connections`]).
+    pub fn at_offset(offset: usize) -> Self {
+        Self(offset.to_string())
+    }
+
+    /// The list position a cursor made by [`Cursor::at_offset`] holds; 0 for no cursor.
+    pub fn offset_of(cursor: Option<&Cursor>) -> Result<usize, StoreError> {
+        cursor.map_or(Ok(0), |cursor| {
+            cursor.0.parse().map_err(|error| {
+                StoreError::InvalidCursor(format!("{:?}: {error}", cursor.0))
+            })
+        })
+    }
 }
 
 /// One page of an audience.
