@@ -54,9 +54,10 @@ impl Cursor {
     /// The list position a cursor made by [`Cursor::at_offset`] holds; 0 for no cursor.
     pub fn offset_of(cursor: Option<&Cursor>) -> Result<usize, StoreError> {
         cursor.map_or(Ok(0), |cursor| {
-            cursor.0.parse().map_err(|error| {
-                StoreError::InvalidCursor(format!("{:?}: {error}", cursor.0))
-            })
+            cursor
+                .0
+                .parse()
+                .map_err(|error| StoreError::InvalidCursor(format!("{:?}: {error}", cursor.0)))
         })
     }
 }
