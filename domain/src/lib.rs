@@ -9,6 +9,7 @@
 //! come in as arguments, so every rule here is a plain function that a unit test can pin down.
 
 pub mod audience;
+pub mod builder;
 pub mod connection;
 pub mod ids;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod retry;
 pub mod time;
 
 pub use audience::{Admission, Segment, SegmentError, Source, Targeting};
+pub use builder::{BuildError, RequestBuilder};
 pub use connection::{Connection, Subscription};
 pub use ids::{ConnectionId, ExternalId, IdError, IdKind, UserId};
 pub use notification::{NotificationRequest, RequestError};
