@@ -67,9 +67,10 @@ impl Registry {
 }
 
 /// A new connection ID in API Gateway's format: 16 characters of base64 (11 random bytes),
-/// such as `L0SM9cOFvHcCIhw=`.
+/// such as `L0SM9cOFvHcCIhw=`. The URL-safe alphabet (`-` and `_` for `+` and `/`) keeps the
+/// ID usable unescaped in `@connections/{id}` paths, for curl users.
 pub fn new_connection_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes: [u8; 11] = std::array::from_fn(|_| fastrand::u8(..));
     let mut id = String::with_capacity(16);
     for chunk in bytes.chunks(3) {
@@ -102,6 +103,10 @@ mod tests {
             assert_eq!(id.len(), 16, "{id}");
             assert!(id.ends_with('=') && !id.ends_with("=="), "{id}");
             assert!(ConnectionId::parse(id.as_str()).is_ok(), "{id}");
+            assert!(
+                !id.contains('/') && !id.contains('+'),
+                "{id} must be URL-safe"
+            );
         }
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
