@@ -10,12 +10,9 @@
 //! If none works the test fails, saying what to install: a test never passes by skipping.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -29,6 +26,8 @@ use testcontainers_modules::testcontainers::runners::AsyncRunner;
 use tokio::sync::OnceCell;
 use wspush_adapters::DynamoDbStore;
 use wspush_adapters::aws::http_client;
+
+use crate::local_process::{self, LocalProcess, repository_root};
 
 /// The variable that points the tests at a running DynamoDB Local.
 pub const ENDPOINT_VAR: &str = "DYNAMODB_ENDPOINT";
@@ -147,23 +146,10 @@ async fn start_container() -> anyhow::Result<(String, ContainerAsync<DynamoDb>)>
     Ok((format!("http://{host}:{port}"), container))
 }
 
-/// The DynamoDB Local jar, started once per test binary.
-struct LocalJar {
-    endpoint: String,
-    // The watchdog shell that owns the java process; kept so it is not reaped early.
-    _watchdog: Mutex<Child>,
-}
-
 fn jar_endpoint() -> &'static str {
-    static JAR: OnceLock<LocalJar> = OnceLock::new();
+    static JAR: OnceLock<LocalProcess> = OnceLock::new();
     &JAR.get_or_init(|| start_jar().unwrap_or_else(|problem| panic!("{problem}")))
         .endpoint
-}
-
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn find_jar_dir() -> Result<PathBuf, String> {
@@ -187,60 +173,28 @@ fn find_jar_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("no DynamoDBLocal.jar under {}: run `npm ci`", lib.display()))
 }
 
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|error| format!("finding a free port: {error}"))
-}
-
-fn start_jar() -> Result<LocalJar, String> {
+fn start_jar() -> Result<LocalProcess, String> {
     let dir = find_jar_dir()?;
-    let port = free_port()?;
-    let log = std::env::temp_dir().join(format!("wspush-dynamodb-local-{port}.log"));
-    // The shell runs java and stops it as soon as this test binary is gone, however the
-    // binary ends: statics are never dropped, so nothing in-process could stop it.
-    let script = r#"
-        java -Djava.library.path="$2/DynamoDBLocal_lib" -jar "$2/DynamoDBLocal.jar" \
-            -inMemory -disableTelemetry -port "$3" >"$4" 2>&1 &
-        child=$!
-        while kill -0 "$1" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
-        kill "$child" 2>/dev/null
-        wait "$child"
-    "#;
-    let mut watchdog = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("wspush-dynamodb-local")
-        .arg(std::process::id().to_string())
-        .arg(&dir)
-        .arg(port.to_string())
-        .arg(&log)
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|error| format!("starting sh for DynamoDB Local: {error}"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(LocalJar {
-                endpoint: format!("http://127.0.0.1:{port}"),
-                _watchdog: Mutex::new(watchdog),
-            });
-        }
-        if let Ok(Some(status)) = watchdog.try_wait() {
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!(
-                "DynamoDB Local exited ({status}) before answering on port {port}. \
-                 Is Java 17 installed (`java -version`)? Its output:\n{output}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = watchdog.kill();
-    Err(format!(
-        "DynamoDB Local did not answer on 127.0.0.1:{port} within 60 s; see {}",
-        log.display()
-    ))
+    let library = format!(
+        "-Djava.library.path={}",
+        dir.join("DynamoDBLocal_lib").display()
+    );
+    let jar = dir.join("DynamoDBLocal.jar");
+    let jar = jar.to_string_lossy();
+    local_process::start(
+        "dynamodb-local",
+        Path::new("java"),
+        &[
+            &library,
+            "-jar",
+            &jar,
+            "-inMemory",
+            "-disableTelemetry",
+            "-port",
+            "{port}",
+        ],
+    )
+    .map_err(|problem| format!("{problem}\nIs Java 17 installed (`java -version`)?"))
 }
 
 /// Counts the DynamoDB API calls a client makes, by operation (`PutItem`, `Query`, ...).

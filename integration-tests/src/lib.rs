@@ -7,4 +7,5 @@
 //! local component can answer.
 
 pub mod dynamodb_local;
+pub mod local_process;
 pub mod store_contract;
