@@ -15,8 +15,13 @@ pub mod aws;
 pub mod clock;
 pub mod dynamodb;
 pub mod memory;
+pub mod publish;
+pub mod sns;
+pub mod sqs;
 
 pub use apigateway::{ApiGatewayConfig, ApiGatewayGateway};
 pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::{DynamoDbConfig, DynamoDbStore};
 pub use memory::MemoryStore;
+pub use sns::SnsPublisher;
+pub use sqs::SqsPublisher;

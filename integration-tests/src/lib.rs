@@ -8,4 +8,5 @@
 
 pub mod dynamodb_local;
 pub mod local_process;
+pub mod moto;
 pub mod store_contract;
