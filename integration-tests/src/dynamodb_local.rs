@@ -189,6 +189,9 @@ fn start_jar() -> Result<LocalProcess, String> {
             "-jar",
             &jar,
             "-inMemory",
+            // One database whatever the credentials, so that the tests, the local gateway
+            // and the CLI (each with its own throwaway keys) see the same tables.
+            "-sharedDb",
             "-disableTelemetry",
             "-port",
             "{port}",
