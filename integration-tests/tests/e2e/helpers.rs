@@ -30,6 +30,17 @@ impl Setup {
         Self::with(store, Some(fixture), Faults::default()).await
     }
 
+    /// An in-memory gateway with `config`'s limits and faults.
+    pub async fn memory_with(config: LocalConfig) -> Self {
+        let faults = config.faults.clone();
+        let gateway = start(config).await.expect("the local gateway starts");
+        Self {
+            gateway,
+            dynamodb: None,
+            faults,
+        }
+    }
+
     async fn with(store: StoreChoice, dynamodb: Option<DynamoDbFixture>, faults: Faults) -> Self {
         let config = LocalConfig {
             store,

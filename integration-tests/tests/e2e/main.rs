@@ -4,6 +4,7 @@
 //! DynamoDB Local.
 
 mod helpers;
+mod limits;
 mod scenarios;
 
 macro_rules! scenarios {

@@ -142,7 +142,9 @@ impl RunningGateway {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         for id in self.state.registry.ids() {
             if let Some(live) = self.state.registry.get(&id) {
-                let _ = live.tx.send(crate::registry::Outbound::Close);
+                let _ = live
+                    .tx
+                    .send(crate::registry::Outbound::Close(1001, "Going away"));
             }
         }
         if let Some(shutdown) = self.shutdown.take() {

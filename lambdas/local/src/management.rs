@@ -96,7 +96,12 @@ pub async fn delete_connection(
     Path(id): Path<String>,
 ) -> Response {
     match state.registry.get(&id) {
-        Some(live) if live.tx.send(Outbound::Close).is_ok() => {
+        Some(live)
+            if live
+                .tx
+                .send(Outbound::Close(1000, "Connection deleted"))
+                .is_ok() =>
+        {
             StatusCode::NO_CONTENT.into_response()
         }
         _ => gone(),

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 pub enum Outbound {
     /// A text frame.
     Text(String),
-    /// A close frame, then the end of the socket.
-    Close,
+    /// A close frame with this code and reason, then the end of the socket.
+    Close(u16, &'static str),
 }
 
 /// One open socket.

@@ -105,13 +105,13 @@ async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
                         return (1006, "the client stopped reading".to_owned());
                     }
                 }
-                Outbound::Close => {
+                Outbound::Close(code, reason) => {
                     let frame = CloseFrame {
-                        code: 1000,
-                        reason: "closed by the server".into(),
+                        code,
+                        reason: reason.into(),
                     };
                     let _ = sink.send(Message::Close(Some(frame))).await;
-                    return (1000, "closed through @connections".to_owned());
+                    return (code, reason.to_owned());
                 }
             }
         }
@@ -152,7 +152,8 @@ async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
     tokio::pin!(writer, reader);
     let (status, reason) = tokio::select! {
         ended = &mut reader => {
-            let _ = tx.send(Outbound::Close);
+            // API Gateway closes timed-out sockets with 1001 "Going away".
+            let _ = tx.send(Outbound::Close(1001, "Going away"));
             let _ = timeout(Duration::from_secs(1), &mut writer).await;
             ended
         }

@@ -1,0 +1,170 @@
+//! API Gateway's limits and the fault injection, on the in-memory gateway.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wspush_domain::ConnectionId;
+use wspush_local::{Faults, LocalConfig};
+use wspush_ports::Clock;
+
+use crate::helpers::{Setup, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_socket_is_closed_going_away_and_its_connection_forgotten() {
+    let setup = Setup::memory_with(LocalConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..LocalConfig::default()
+    })
+    .await;
+    let mut ana = setup.connect("ana").await;
+
+    let frame = tokio::time::timeout(Duration::from_secs(5), ana.socket.next())
+        .await
+        .expect("closed within 5 s");
+
+    match frame {
+        Some(Ok(Message::Close(Some(close)))) => assert_eq!(close.code, CloseCode::Away),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let forgotten = wait_for(|| setup.gateway.open_connections().is_empty().then_some(())).await;
+    assert!(forgotten.is_some());
+    let mut stored = true;
+    for _ in 0..50 {
+        let found = setup
+            .gateway
+            .store()
+            .get(
+                &ConnectionId::parse(ana.id.as_str()).expect("valid"),
+                wspush_adapters::SystemClock.now(),
+            )
+            .await
+            .expect("read");
+        if found.is_none() {
+            stored = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!stored, "$disconnect removed it");
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_closed_at_the_maximum_duration_even_when_busy() {
+    let setup = Setup::memory_with(LocalConfig {
+        max_duration: Duration::from_millis(400),
+        ..LocalConfig::default()
+    })
+    .await;
+    let mut ana = setup.connect("ana").await;
+
+    let mut closed = false;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Keep the socket busy, so that only the maximum duration can close it.
+        let message = Message::Text(r#"{"action":"subscribe","topics":["room:1"]}"#.into());
+        if ana.socket.send(message).await.is_err() {
+            closed = true;
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), ana.socket.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+
+    assert!(closed, "the socket outlived its maximum duration");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_latency_slows_every_post() {
+    let setup = Setup::memory_with(LocalConfig {
+        faults: Faults {
+            latency: Duration::from_millis(200),
+            ..Faults::default()
+        },
+        ..LocalConfig::default()
+    })
+    .await;
+    let mut ana = setup.connect("ana").await;
+
+    let (status, report) = setup.notify(r#"{"users":["ana"],"data":1}"#).await;
+
+    assert_eq!(status, 200);
+    assert!(
+        report["elapsed_ms"].as_u64().expect("elapsed") >= 200,
+        "{report}"
+    );
+    assert_eq!(ana.next_text().await, "1");
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_that_are_always_throttled_fail_after_the_retries_and_are_reported() {
+    let setup = Setup::memory_with(LocalConfig {
+        faults: Faults {
+            throttle_rate: 1.0,
+            ..Faults::default()
+        },
+        ..LocalConfig::default()
+    })
+    .await;
+    let mut ana = setup.connect("ana").await;
+    let mut bob = setup.connect("bob").await;
+
+    let (status, report) = setup.notify(r#"{"users":["ana","bob"],"data":1}"#).await;
+
+    assert_eq!(status, 502, "an incomplete push is not a success: {report}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["delivered"], 0);
+    let failed = report["failed"].as_array().expect("failed");
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["reason"]["kind"] == "throttled" && f["attempts"].as_u64() > Some(1)),
+        "{report}"
+    );
+    assert!(
+        report["throttled"].as_u64().expect("throttled") >= 4,
+        "{report}"
+    );
+    ana.expect_nothing().await;
+    bob.expect_nothing().await;
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_answered_500_are_retried_and_reported_unavailable() {
+    let setup = Setup::memory_with(LocalConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+        ..LocalConfig::default()
+    })
+    .await;
+    let _ana = setup.connect("ana").await;
+
+    let (status, report) = setup.notify(r#"{"users":["ana"],"data":1}"#).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(
+        report["failed"][0]["reason"]["kind"], "unavailable",
+        "{report}"
+    );
+    assert!(report["retries"].as_u64().expect("retries") >= 1);
+    setup.finish().await;
+}
