@@ -13,7 +13,6 @@ use wspush_local::{Faults, LocalConfig, RunningGateway, StoreChoice, start};
 pub struct Setup {
     pub gateway: RunningGateway,
     dynamodb: Option<DynamoDbFixture>,
-    faults: Faults,
 }
 
 impl Setup {
@@ -32,27 +31,21 @@ impl Setup {
 
     /// An in-memory gateway with `config`'s limits and faults.
     pub async fn memory_with(config: LocalConfig) -> Self {
-        let faults = config.faults.clone();
         let gateway = start(config).await.expect("the local gateway starts");
         Self {
             gateway,
             dynamodb: None,
-            faults,
         }
     }
 
     async fn with(store: StoreChoice, dynamodb: Option<DynamoDbFixture>, faults: Faults) -> Self {
         let config = LocalConfig {
             store,
-            faults: faults.clone(),
+            faults,
             ..LocalConfig::default()
         };
         let gateway = start(config).await.expect("the local gateway starts");
-        Self {
-            gateway,
-            dynamodb,
-            faults,
-        }
+        Self { gateway, dynamodb }
     }
 
     /// A second gateway on the same store, with `faults` (for scenarios that need them).
@@ -65,10 +58,6 @@ impl Setup {
             None => StoreChoice::Memory,
         };
         Setup::with(store, None, faults).await
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.faults
     }
 
     pub async fn finish(self) {

@@ -218,7 +218,6 @@ pub async fn a_client_that_vanishes_without_a_close_frame_is_pruned_on_the_next_
     assert_eq!(report["complete"], true);
     assert_eq!(alive.next_text().await, r#""ping""#);
     assert!(!stored(&lossy, &ghost_id).await, "the 410 pruned it");
-    assert!(setup.faults().requests_per_second.is_none());
     lossy.finish().await;
 }
 

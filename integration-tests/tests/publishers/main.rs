@@ -216,7 +216,7 @@ async fn a_request_through_sqs_reaches_sockets_on_the_local_gateway() {
         tokio_tungstenite::connect_async(format!("{}?user=u-7", gateway.websocket_url()))
             .await
             .expect("socket");
-    wspush_integration_tests_wait(&gateway).await;
+    wait_for_socket(&gateway).await;
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url = new_queue(&sqs, "full-path").await;
@@ -275,7 +275,7 @@ async fn a_request_through_sqs_reaches_sockets_on_the_local_gateway() {
 }
 
 /// Waits until the gateway has registered the one socket just opened.
-async fn wspush_integration_tests_wait(gateway: &wspush_local::RunningGateway) {
+async fn wait_for_socket(gateway: &wspush_local::RunningGateway) {
     for _ in 0..250 {
         if !gateway.open_connections().is_empty() {
             return;
