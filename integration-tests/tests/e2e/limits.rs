@@ -9,7 +9,7 @@ use wspush_domain::ConnectionId;
 use wspush_local::{Faults, LocalConfig};
 use wspush_ports::Clock;
 
-use crate::helpers::{Setup, wait_for};
+use crate::helpers::{Setup, http, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_socket_is_closed_going_away_and_its_connection_forgotten() {
@@ -166,5 +166,86 @@ async fn posts_answered_500_are_retried_and_reported_unavailable() {
         "{report}"
     );
     assert!(report["retries"].as_u64().expect("retries") >= 1);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_connections_count_what_the_management_api_posts_to_them() {
+    use wspush_adapters::aws::local_sdk_config;
+    use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway};
+    use wspush_ports::{ConnectionGateway, GatewayError};
+
+    let setup = Setup::memory().await;
+    let address = setup.gateway.address();
+    let (status, body) = http(
+        address,
+        "PUT",
+        "/_local/virtual-connections",
+        br#"{"ids":["v-1","v-2","v-3"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let gateway = ApiGatewayGateway::new(
+        &local_sdk_config("us-east-1", "local", "local"),
+        &ApiGatewayConfig::new(setup.gateway.management_endpoint()),
+    );
+    let id = |id: &str| ConnectionId::parse(id).expect("valid");
+
+    gateway
+        .post(&id("v-1"), "one".into())
+        .await
+        .expect("posted");
+    gateway
+        .post(&id("v-2"), "two".into())
+        .await
+        .expect("posted");
+    gateway
+        .post(&id("v-2"), "again".into())
+        .await
+        .expect("posted");
+    gateway.delete(&id("v-3")).await.expect("deleted");
+    let after_delete = gateway.post(&id("v-3"), "late".into()).await;
+
+    assert!(
+        matches!(after_delete, Err(GatewayError::Gone)),
+        "{after_delete:?}"
+    );
+    let (status, body) = http(address, "GET", "/_local/virtual-connections", b"").await;
+    assert_eq!(status, 200);
+    let tally: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        tally,
+        serde_json::json!({
+            "connections": 2, "messages": 3, "unreached": 0, "exactly_once": 1, "more_than_once": 1
+        })
+    );
+    assert_eq!(setup.gateway.virtual_tally().messages, 3);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_connection_ids_are_validated() {
+    let setup = Setup::memory().await;
+    let address = setup.gateway.address();
+
+    let (status, body) = http(
+        address,
+        "PUT",
+        "/_local/virtual-connections",
+        br#"{"ids":["fine","not fine"]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("ids[1]"), "{body}");
+    let (status, body) = http(
+        address,
+        "PUT",
+        "/_local/virtual-connections",
+        br#"{"ids":["a"],"extra":1}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("extra"), "{body}");
+    assert_eq!(setup.gateway.virtual_tally().connections, 0);
     setup.finish().await;
 }

@@ -22,6 +22,7 @@ use wspush_ports::{
 
 use crate::faults::{FaultInjector, Faults};
 use crate::registry::Registry;
+use crate::virtuals::{VirtualConnections, VirtualTally};
 use crate::{management, socket};
 
 /// Where connections are kept.
@@ -89,6 +90,7 @@ pub struct AppState {
     pub subscriptions: SubscriptionService<Store>,
     pub pusher: PushService<Store, ApiGatewayGateway>,
     pub faults: FaultInjector,
+    pub virtuals: VirtualConnections,
     pub clock: Arc<dyn Clock>,
     pub identity: IdentitySource,
 }
@@ -136,6 +138,17 @@ impl RunningGateway {
     /// The IDs of the open sockets.
     pub fn open_connections(&self) -> Vec<String> {
         self.state.registry.ids()
+    }
+
+    /// Replaces the virtual connections: IDs that `POST @connections` accepts (and counts)
+    /// with no socket behind them, for benchmarks and load tests.
+    pub fn set_virtual_connections(&self, ids: impl IntoIterator<Item = String>) {
+        self.state.virtuals.replace(ids);
+    }
+
+    /// What the virtual connections have received.
+    pub fn virtual_tally(&self) -> VirtualTally {
+        self.state.virtuals.tally()
     }
 
     /// Stops accepting, closes every socket, and waits for the server to end.
@@ -199,6 +212,7 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
             config.push,
         )?,
         faults: FaultInjector::new(config.faults.clone()),
+        virtuals: VirtualConnections::default(),
         clock,
         identity: IdentitySource::default(),
         store,
@@ -208,6 +222,10 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
     let app = Router::new()
         .route("/", get(management::demo_page))
         .route("/notifications", post(management::notifications))
+        .route(
+            "/_local/virtual-connections",
+            get(management::virtual_tally).put(management::put_virtual_connections),
+        )
         .route(&format!("/{stage}"), get(socket::upgrade))
         .route(
             &format!("/{stage}/@connections/{{id}}"),

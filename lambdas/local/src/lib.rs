@@ -16,6 +16,8 @@ mod gateway;
 mod management;
 mod registry;
 mod socket;
+mod virtuals;
 
 pub use faults::Faults;
 pub use gateway::{LocalConfig, RunningGateway, StoreChoice, start};
+pub use virtuals::VirtualTally;

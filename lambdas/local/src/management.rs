@@ -2,11 +2,15 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::json;
+use wspush_domain::ConnectionId;
 use wspush_domain::limits::MAX_PAYLOAD_BYTES;
 use wspush_handlers::PusherError;
 use wspush_handlers::pusher::handle_direct;
@@ -62,6 +66,9 @@ pub async fn post_to_connection(
         None => {}
     }
     let Some(live) = state.registry.get(&id) else {
+        if state.virtuals.receive(&id) {
+            return StatusCode::OK.into_response();
+        }
         return gone();
     };
     let text = String::from_utf8_lossy(&body).into_owned();
@@ -77,6 +84,10 @@ pub async fn get_connection(
     Path(id): Path<String>,
 ) -> Response {
     let Some(live) = state.registry.get(&id) else {
+        if state.virtuals.contains(&id) {
+            let body = json!({"identity": {"sourceIp": "127.0.0.1"}, "virtual": true});
+            return (StatusCode::OK, body.to_string()).into_response();
+        }
         return gone();
     };
     let last_active = live
@@ -104,8 +115,52 @@ pub async fn delete_connection(
         {
             StatusCode::NO_CONTENT.into_response()
         }
+        None if state.virtuals.remove(&id) => StatusCode::NO_CONTENT.into_response(),
         _ => gone(),
     }
+}
+
+/// The body of `PUT /_local/virtual-connections`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualIds {
+    ids: Vec<String>,
+}
+
+/// `PUT /_local/virtual-connections`: replaces the virtual connections (see
+/// [`crate::virtuals`]) and answers with their (zeroed) tally; 400 names an invalid ID.
+pub async fn put_virtual_connections(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<VirtualIds>, JsonRejection>,
+) -> Response {
+    let ids = match body {
+        Ok(Json(VirtualIds { ids })) => ids,
+        Err(rejection) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": rejection.body_text()}).to_string(),
+            )
+                .into_response();
+        }
+    };
+    if let Some((index, error)) = ids
+        .iter()
+        .enumerate()
+        .find_map(|(index, id)| ConnectionId::parse(id.as_str()).err().map(|e| (index, e)))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("ids[{index}]: {error}")}).to_string(),
+        )
+            .into_response();
+    }
+    state.virtuals.replace(ids);
+    Json(state.virtuals.tally()).into_response()
+}
+
+/// `GET /_local/virtual-connections`: how many messages the virtual connections received.
+pub async fn virtual_tally(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.virtuals.tally()).into_response()
 }
 
 /// `POST /notifications`: runs the pusher handler on a notification request and answers
