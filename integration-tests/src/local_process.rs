@@ -58,6 +58,11 @@ pub fn start(name: &str, program: &Path, args: &[&str]) -> Result<LocalProcess, 
                 .map(|arg| arg.replace("{port}", &port.to_string())),
         )
         .stdin(Stdio::null())
+        // Not this process's output: a caller reading it to the end (as a test running a
+        // binary with `output()` does) would wait for the watchdog, and the watchdog for
+        // that caller to reap this process.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|error| format!("starting sh for {name}: {error}"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
