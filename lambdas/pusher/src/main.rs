@@ -13,7 +13,10 @@ use wspush_adapters::{
 use wspush_handlers::{handle_invocation, settings::Settings};
 use wspush_ports::PushService;
 
-#[tokio::main]
+// One thread: the pusher waits on the network, and a Lambda below 1,769 MB has at most one
+// vCPU. The benchmark (BENCHMARKS.md) measured a current-thread runtime at about a third less
+// CPU per delivered message than a multi-thread one, which hands every post to another thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_env();
