@@ -14,12 +14,14 @@
 
 pub mod clock;
 pub mod gateway;
+pub mod observer;
 pub mod publisher;
 pub mod services;
 pub mod store;
 
 pub use clock::Clock;
 pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
+pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
 pub use services::connections::{ConnectionService, ServiceError};
 pub use services::push::{FailedDelivery, FailureReason, PushConfig, PushReport, PushService};

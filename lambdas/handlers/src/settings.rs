@@ -30,6 +30,9 @@ pub const PAGE_SIZE: &str = "WSPUSH_PAGE_SIZE";
 /// Segments a broadcast is read in (default 4).
 pub const BROADCAST_SEGMENTS: &str = "WSPUSH_BROADCAST_SEGMENTS";
 
+/// The CloudWatch namespace of the pusher's metrics (default `wspush`; `off` writes none).
+pub const METRICS_NAMESPACE: &str = "WSPUSH_METRICS_NAMESPACE";
+
 /// A setting that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
@@ -147,6 +150,28 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         Ok(policy)
     }
 
+    /// The namespace the pusher's EMF metrics go to ([`METRICS_NAMESPACE`]), `None` when
+    /// they are turned off.
+    pub fn metrics_namespace(&self) -> Result<Option<String>, SettingsError> {
+        match self.get(METRICS_NAMESPACE) {
+            None => Ok(Some("wspush".to_owned())),
+            Some(value) if value.trim() == "off" => Ok(None),
+            // CloudWatch: 1 to 255 characters, no leading colon, no control characters.
+            Some(value)
+                if value.len() <= 255
+                    && !value.starts_with(':')
+                    && !value.chars().any(char::is_control) =>
+            {
+                Ok(Some(value))
+            }
+            Some(value) => Err(SettingsError::Invalid {
+                key: METRICS_NAMESPACE,
+                value,
+                reason: "a CloudWatch namespace is 1 to 255 characters, without control characters or a leading ':'".to_owned(),
+            }),
+        }
+    }
+
     /// How the pusher pushes ([`MAX_IN_FLIGHT`], [`PAGE_SIZE`], [`BROADCAST_SEGMENTS`]).
     pub fn push_config(&self) -> Result<PushConfig, SettingsError> {
         let defaults = PushConfig::default();
@@ -171,6 +196,26 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_lookup(move |key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn metrics_go_to_the_wspush_namespace_unless_named_or_turned_off() {
+        assert_eq!(
+            settings(&[]).metrics_namespace(),
+            Ok(Some("wspush".to_owned()))
+        );
+        assert_eq!(
+            settings(&[(METRICS_NAMESPACE, "chat/prod")]).metrics_namespace(),
+            Ok(Some("chat/prod".to_owned()))
+        );
+        assert_eq!(
+            settings(&[(METRICS_NAMESPACE, "off")]).metrics_namespace(),
+            Ok(None)
+        );
+        let error = settings(&[(METRICS_NAMESPACE, ":bad")])
+            .metrics_namespace()
+            .unwrap_err();
+        assert!(error.to_string().contains(METRICS_NAMESPACE), "{error}");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The pusher Lambda: notification requests from SQS, SNS or a direct invoke.
 //!
 //! Settings: `WSPUSH_TABLE`, `WSPUSH_MANAGEMENT_ENDPOINT` (or `WSPUSH_WEBSOCKET_URL`),
-//! `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`.
+//! `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`,
+//! `WSPUSH_METRICS_NAMESPACE` (one CloudWatch EMF line per push; `off` for none).
 
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use wspush_adapters::{
-    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SystemClock, aws::load_sdk_config,
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, EmfMetrics, SystemClock,
+    aws::load_sdk_config,
 };
 use wspush_handlers::{handle_invocation, settings::Settings};
 use wspush_ports::PushService;
@@ -29,7 +31,12 @@ async fn main() -> Result<(), Error> {
         table,
     ));
     let gateway = Arc::new(ApiGatewayGateway::new(&sdk, &gateway_config));
-    let service = PushService::new(store, gateway, Arc::new(SystemClock), push_config)?;
+    let mut service = PushService::new(store, gateway, Arc::new(SystemClock), push_config)?;
+    if let Some(namespace) = settings.metrics_namespace()? {
+        let function =
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "pusher".into());
+        service = service.with_observer(Arc::new(EmfMetrics::stdout(namespace, function)));
+    }
     let service = &service;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {

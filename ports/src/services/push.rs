@@ -25,6 +25,7 @@ use wspush_domain::{
 
 use crate::clock::Clock;
 use crate::gateway::{ConnectionGateway, GatewayError};
+use crate::observer::PushObserver;
 use crate::store::{ConnectionStore, stream_source};
 
 /// How a push runs.
@@ -168,6 +169,7 @@ pub struct PushService<S: ?Sized, G: ?Sized> {
     clock: Arc<dyn Clock>,
     config: PushConfig,
     segments: Vec<Segment>,
+    observers: Vec<Arc<dyn PushObserver>>,
 }
 
 enum Outcome {
@@ -235,7 +237,15 @@ where
             clock,
             config,
             segments,
+            observers: Vec::new(),
         })
+    }
+
+    /// Tells `observer` about every push when it finishes (metrics, for one).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn PushObserver>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// The settings in force.
@@ -285,6 +295,9 @@ where
             complete = report.is_complete(),
             "push finished"
         );
+        for observer in &self.observers {
+            observer.pushed(request, &report);
+        }
         report
     }
 

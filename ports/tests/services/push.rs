@@ -530,3 +530,30 @@ async fn the_report_serializes_with_failure_kinds_and_milliseconds() {
     );
     assert!(json.contains_key("elapsed_ms"));
 }
+
+#[tokio::test]
+async fn observers_hear_of_every_push_with_its_request_and_report() {
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<(String, usize)>>);
+    impl wspush_ports::PushObserver for Heard {
+        fn pushed(&self, request: &NotificationRequest, report: &wspush_ports::PushReport) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((request.payload().to_owned(), report.delivered));
+        }
+    }
+    let store = store_with(&[("a1", "ana"), ("b1", "bob")]).await;
+    let (gateway, _sent) = recording_gateway();
+    let heard = Arc::new(Heard::default());
+    let push = service(store, gateway, config()).with_observer(heard.clone());
+
+    push.push(&request(r#"{"users": ["ana"], "data": 1}"#))
+        .await;
+    push.push(&request(r#"{"data": 2}"#)).await;
+
+    assert_eq!(
+        *heard.0.lock().expect("lock"),
+        [("1".to_owned(), 1), ("2".to_owned(), 2)]
+    );
+}
