@@ -30,6 +30,11 @@ pub const SQS_BATCH_MAX_ENTRIES: usize = 10;
 /// The default number of `PostToConnection` calls one push keeps in flight.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
+/// The default ceiling on `PostToConnection` calls per second of one pusher instance, all its
+/// pushes together: below API Gateway's default account throttle of 10,000 requests per
+/// second, which every API and every caller in the account and region share.
+pub const DEFAULT_MAX_POSTS_PER_SECOND: u32 = 8_000;
+
 /// Connection IDs are short base64 strings in API Gateway (16 characters); 128 bytes leaves
 /// room for other transports without letting a hostile ID grow a key without bound.
 pub const MAX_CONNECTION_ID_BYTES: usize = 128;

@@ -6,6 +6,7 @@
 use std::str::FromStr;
 
 use wspush_domain::SubscriptionPolicy;
+use wspush_domain::limits::DEFAULT_MAX_POSTS_PER_SECOND;
 use wspush_ports::PushConfig;
 
 use crate::connect::IdentitySource;
@@ -30,6 +31,8 @@ pub const PAGE_SIZE: &str = "WSPUSH_PAGE_SIZE";
 /// Segments a broadcast is read in (default 4).
 pub const BROADCAST_SEGMENTS: &str = "WSPUSH_BROADCAST_SEGMENTS";
 
+/// The most posts per second of one pusher instance (default 8,000; `off` for no ceiling).
+pub const MAX_POSTS_PER_SECOND: &str = "WSPUSH_MAX_POSTS_PER_SECOND";
 /// The CloudWatch namespace of the pusher's metrics (default `wspush`; `off` writes none).
 pub const METRICS_NAMESPACE: &str = "WSPUSH_METRICS_NAMESPACE";
 
@@ -179,6 +182,17 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
             max_in_flight: self.positive(MAX_IN_FLIGHT, defaults.max_in_flight)?,
             page_size: self.positive(PAGE_SIZE, defaults.page_size)?,
             broadcast_segments: self.positive(BROADCAST_SEGMENTS, defaults.broadcast_segments)?,
+            max_posts_per_second: match self.get(MAX_POSTS_PER_SECOND) {
+                Some(value) if value.trim() == "off" => None,
+                _ => Some(
+                    self.positive(
+                        MAX_POSTS_PER_SECOND,
+                        defaults
+                            .max_posts_per_second
+                            .unwrap_or(DEFAULT_MAX_POSTS_PER_SECOND),
+                    )?,
+                ),
+            },
             ..defaults
         })
     }
@@ -196,6 +210,21 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_lookup(move |key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn the_post_rate_defaults_below_the_account_throttle_and_can_be_set_or_turned_off() {
+        let rate = |pairs: &[(&str, &str)]| {
+            settings(pairs)
+                .push_config()
+                .map(|c| c.max_posts_per_second)
+        };
+
+        assert_eq!(rate(&[]), Ok(Some(8_000)));
+        assert_eq!(rate(&[(MAX_POSTS_PER_SECOND, "2500")]), Ok(Some(2_500)));
+        assert_eq!(rate(&[(MAX_POSTS_PER_SECOND, "off")]), Ok(None));
+        let error = rate(&[(MAX_POSTS_PER_SECOND, "0")]).unwrap_err();
+        assert!(error.to_string().contains(MAX_POSTS_PER_SECOND), "{error}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Settings: `WSPUSH_TABLE`, `WSPUSH_MANAGEMENT_ENDPOINT` (or `WSPUSH_WEBSOCKET_URL`),
 //! `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`,
-//! `WSPUSH_METRICS_NAMESPACE` (one CloudWatch EMF line per push; `off` for none).
+//! `WSPUSH_MAX_POSTS_PER_SECOND` (default 8,000; `off` for none), `WSPUSH_METRICS_NAMESPACE`
+//! (one CloudWatch EMF line per push; `off` for none).
 
 use std::sync::Arc;
 

@@ -5,11 +5,14 @@
 //! [`PushConfig::max_in_flight`] posts are in flight at any moment. Gone connections are
 //! pruned; throttled and unavailable answers are retried with full-jitter backoff within the
 //! [`RetryPolicy`]'s attempts and time budget; a 403 stops the push, since every other post
-//! would fail the same way.
+//! would fail the same way. Every post of every push of one service waits its turn under one
+//! shared rate ([`PushConfig::max_posts_per_second`]), which 429 answers cut and deliveries
+//! raise again, so that a throttled gateway sees the whole instance slow down, not only the
+//! retries.
 
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,10 +20,10 @@ use futures::stream::{self, StreamExt};
 use serde::{Serialize, Serializer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use wspush_domain::limits::DEFAULT_MAX_IN_FLIGHT;
+use wspush_domain::limits::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_POSTS_PER_SECOND};
 use wspush_domain::{
-    Admission, Connection, ConnectionId, NotificationRequest, RetryPolicy, Segment, SegmentError,
-    Source, Targeting, Timestamp,
+    Admission, Connection, ConnectionId, NotificationRequest, Pacer, RetryPolicy, Segment,
+    SegmentError, Source, Targeting, Timestamp,
 };
 
 use crate::clock::Clock;
@@ -41,6 +44,10 @@ pub struct PushConfig {
     pub broadcast_segments: u32,
     /// Retries of throttled and unavailable posts.
     pub retry: RetryPolicy,
+    /// The most posts per second of all pushes of this service together (default 8,000),
+    /// cut when the gateway answers 429 and raised again as posts get through (see
+    /// [`Pacer`]); `None` for no ceiling.
+    pub max_posts_per_second: Option<u32>,
 }
 
 impl Default for PushConfig {
@@ -51,6 +58,7 @@ impl Default for PushConfig {
             read_concurrency: 8,
             broadcast_segments: 4,
             retry: RetryPolicy::default(),
+            max_posts_per_second: Some(DEFAULT_MAX_POSTS_PER_SECOND),
         }
     }
 }
@@ -58,7 +66,7 @@ impl Default for PushConfig {
 /// A [`PushConfig`] that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushConfigError {
-    /// `max_in_flight`, `page_size` or `read_concurrency` was 0.
+    /// `max_in_flight`, `page_size`, `read_concurrency` or `max_posts_per_second` was 0.
     #[error("push setting `{0}` must be at least 1")]
     Zero(&'static str),
     /// `broadcast_segments` was out of range.
@@ -170,6 +178,9 @@ pub struct PushService<S: ?Sized, G: ?Sized> {
     config: PushConfig,
     segments: Vec<Segment>,
     observers: Vec<Arc<dyn PushObserver>>,
+    /// Shared by every push of this service, so concurrent records share one rate.
+    pacer: Option<Arc<Mutex<Pacer>>>,
+    epoch: Instant,
 }
 
 enum Outcome {
@@ -225,6 +236,10 @@ where
             ("max_in_flight", config.max_in_flight),
             ("page_size", config.page_size),
             ("read_concurrency", config.read_concurrency),
+            (
+                "max_posts_per_second",
+                config.max_posts_per_second.map_or(1, |rate| rate as usize),
+            ),
         ] {
             if value == 0 {
                 return Err(PushConfigError::Zero(name));
@@ -238,6 +253,10 @@ where
             config,
             segments,
             observers: Vec::new(),
+            pacer: config
+                .max_posts_per_second
+                .map(|rate| Arc::new(Mutex::new(Pacer::new(rate)))),
+            epoch: Instant::now(),
         })
     }
 
@@ -365,8 +384,10 @@ where
                 return attempt;
             }
             let attempts = attempt.retries + 1;
+            self.pace().await;
             let error = match self.gateway.post(id, payload.clone()).await {
                 Ok(()) => {
+                    self.with_pacer(Pacer::delivered);
                     attempt.outcome = Outcome::Delivered;
                     return attempt;
                 }
@@ -381,6 +402,10 @@ where
                 }
                 GatewayError::Throttled | GatewayError::Unavailable(_) => {
                     let throttled = matches!(error, GatewayError::Throttled);
+                    if throttled {
+                        let now = self.epoch.elapsed();
+                        self.with_pacer(|pacer| pacer.throttled(now));
+                    }
                     attempt.throttled += u32::from(throttled);
                     let delay = policy.delay(attempt.retries, fastrand::f64());
                     if policy.allows_retry(attempts, started.elapsed(), delay) {
@@ -415,6 +440,24 @@ where
                 attempts,
             });
             return attempt;
+        }
+    }
+
+    /// Waits for this post's turn under the shared rate, if there is one.
+    async fn pace(&self) {
+        let Some(pacer) = &self.pacer else {
+            return;
+        };
+        let start = {
+            let mut pacer = pacer.lock().unwrap_or_else(PoisonError::into_inner);
+            pacer.reserve(self.epoch.elapsed())
+        };
+        tokio::time::sleep_until(self.epoch + start).await;
+    }
+
+    fn with_pacer(&self, change: impl FnOnce(&mut Pacer)) {
+        if let Some(pacer) = &self.pacer {
+            change(&mut pacer.lock().unwrap_or_else(PoisonError::into_inner));
         }
     }
 

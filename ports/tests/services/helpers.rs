@@ -70,6 +70,7 @@ pub fn config() -> PushConfig {
             max_delay: Duration::from_millis(100),
             budget: Duration::from_secs(2),
         },
+        max_posts_per_second: None,
     }
 }
 

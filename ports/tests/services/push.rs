@@ -557,3 +557,86 @@ async fn observers_hear_of_every_push_with_its_request_and_report() {
         [("1".to_owned(), 1), ("2".to_owned(), 2)]
     );
 }
+
+/// `count` connections `c0`, `c1`, ... of users `u0`, `u1`, ...
+async fn many_connections(count: usize) -> Arc<wspush_adapters::MemoryStore> {
+    let pairs: Vec<(String, String)> = (0..count)
+        .map(|index| (format!("c{index}"), format!("u{index}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(connection, user)| (connection.as_str(), user.as_str()))
+        .collect();
+    store_with(&refs).await
+}
+
+fn paced(posts_per_second: u32) -> PushConfig {
+    PushConfig {
+        max_in_flight: 64,
+        page_size: 50,
+        max_posts_per_second: Some(posts_per_second),
+        ..config()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_pushes_of_one_service_share_its_post_rate() {
+    let store = many_connections(300).await;
+    let (gateway, sent) = recording_gateway();
+    let push = service(store, gateway, paced(100));
+    let started = tokio::time::Instant::now();
+
+    let (one, two) = (request(r#"{"data":1}"#), request(r#"{"data":2}"#));
+    let (first, second) = tokio::join!(push.push(&one), push.push(&two));
+
+    // 600 posts at 100/s, the first 5 (50 ms of burst) at once: 5.95 s, not 2.95 s each.
+    let elapsed = started.elapsed();
+    assert_eq!(first.delivered + second.delivered, 600);
+    assert_eq!(sent.lock().expect("lock").len(), 600);
+    assert!(
+        elapsed >= Duration::from_millis(5_900) && elapsed < Duration::from_millis(6_500),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_answers_slow_the_whole_fan_out_where_server_errors_do_not() {
+    /// Answers each connection's first post with `first`, later ones with 200.
+    fn failing_once(first: fn() -> GatewayError) -> MockConnectionGateway {
+        let seen = Mutex::new(std::collections::HashSet::new());
+        let mut gateway = MockConnectionGateway::new();
+        gateway.expect_post().returning(move |connection, _| {
+            if seen.lock().expect("lock").insert(connection.to_string()) {
+                Err(first())
+            } else {
+                Ok(())
+            }
+        });
+        gateway
+    }
+    let mut elapsed = Vec::new();
+    for first in [
+        (|| GatewayError::Unavailable("boom".into())) as fn() -> GatewayError,
+        || GatewayError::Throttled,
+    ] {
+        let config = PushConfig {
+            // Long enough that the slowed posts are still retried: this test is about pace.
+            retry: wspush_domain::RetryPolicy {
+                budget: Duration::from_secs(600),
+                ..config().retry
+            },
+            ..paced(1_000)
+        };
+        let push = service(many_connections(200).await, failing_once(first), config);
+        let started = tokio::time::Instant::now();
+
+        let report = push.push(&request(r#"{"data":1}"#)).await;
+
+        assert_eq!(report.delivered, 200);
+        assert_eq!(report.retries, 200);
+        elapsed.push(started.elapsed());
+    }
+
+    // The same 400 posts either way; only 429s cut the shared rate.
+    assert!(elapsed[1] > elapsed[0] * 3, "{elapsed:?}");
+}

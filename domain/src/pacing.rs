@@ -1,0 +1,166 @@
+//! The shared send rate of one pusher instance: a ceiling on posts per second, cut when the
+//! gateway throttles and raised again as posts get through (additive increase,
+//! multiplicative decrease, as TCP does with its window).
+//!
+//! API Gateway throttles `@connections` calls per account and region (10,000 requests per
+//! second by default, shared by every API and every pusher instance). Backing off each post
+//! on its own is not enough: with hundreds in flight, the retries alone keep the account at
+//! its limit. A [`Pacer`] spaces the starts of all posts of all pushes in one instance.
+//!
+//! Time is given by the caller as a [`Duration`] since any fixed instant, so the rules are
+//! pure and tested without a clock.
+
+use std::time::Duration;
+
+/// The rate a pacer never goes below, as a share of its ceiling.
+const FLOOR_SHARE: f64 = 0.02;
+/// How much one cut keeps of the rate.
+const CUT_TO: f64 = 0.5;
+/// Throttles within this long of a cut count as the same event: the posts already in
+/// flight when the rate was cut answer 429 too, and must not cut it again.
+const CUT_COOLDOWN: Duration = Duration::from_millis(100);
+/// Successes it takes to climb from the floor back to the ceiling, linearly.
+const SUCCESSES_TO_RECOVER: f64 = 2_000.0;
+/// Posts may start this far ahead of the steady schedule (a burst after an idle spell).
+const BURST: Duration = Duration::from_millis(50);
+
+/// Spaces post starts at the current rate; see the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pacer {
+    ceiling: f64,
+    rate: f64,
+    /// When the next post may start on the steady schedule.
+    next: Duration,
+    last_cut: Option<Duration>,
+}
+
+impl Pacer {
+    /// A pacer allowing at most `posts_per_second` (at least 1).
+    pub fn new(posts_per_second: u32) -> Self {
+        let ceiling = f64::from(posts_per_second.max(1));
+        Self {
+            ceiling,
+            rate: ceiling,
+            next: Duration::ZERO,
+            last_cut: None,
+        }
+    }
+
+    /// The rate in force, in posts per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The ceiling, in posts per second.
+    pub fn ceiling(&self) -> f64 {
+        self.ceiling
+    }
+
+    /// Books the start of one post asked for at `now`; returns when it may start (`now` or
+    /// later).
+    pub fn reserve(&mut self, now: Duration) -> Duration {
+        let earliest = now.saturating_sub(BURST);
+        let start = self.next.max(earliest);
+        self.next = start + Duration::from_secs_f64(1.0 / self.rate);
+        start.max(now)
+    }
+
+    /// The gateway answered 429 at `now`: halve the rate, at most once per cooldown.
+    pub fn throttled(&mut self, now: Duration) {
+        let cooling = self
+            .last_cut
+            .is_some_and(|cut| now.saturating_sub(cut) < CUT_COOLDOWN);
+        if cooling {
+            return;
+        }
+        self.rate = (self.rate * CUT_TO).max(self.ceiling * FLOOR_SHARE);
+        self.last_cut = Some(now);
+    }
+
+    /// A post got through: raise the rate a step, up to the ceiling.
+    pub fn delivered(&mut self) {
+        let step = self.ceiling * (1.0 - FLOOR_SHARE) / SUCCESSES_TO_RECOVER;
+        self.rate = (self.rate + step).min(self.ceiling);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn after_a_short_burst_posts_start_at_the_ceiling_rate() {
+        let mut pacer = Pacer::new(1_000);
+
+        let starts: Vec<Duration> = (0..200).map(|_| pacer.reserve(ms(1_000))).collect();
+
+        // 50 ms of burst lets the first 50 start at once; the rest follow 1 ms apart.
+        assert!(starts[..50].iter().all(|start| *start == ms(1_000)));
+        assert_eq!(starts[50], ms(1_000));
+        assert_eq!(starts[51], ms(1_001));
+        assert_eq!(starts[199], ms(1_149));
+    }
+
+    #[test]
+    fn an_idle_pacer_does_not_save_up_more_than_the_burst() {
+        let mut pacer = Pacer::new(100);
+        pacer.reserve(ms(0));
+
+        let starts: Vec<Duration> = (0..10).map(|_| pacer.reserve(ms(60_000))).collect();
+
+        // 100/s is 10 ms apart; 50 ms of burst covers 5 posts at once, then the schedule.
+        assert_eq!(&starts[..6], &[ms(60_000); 6]);
+        assert_eq!(starts[6], ms(60_010));
+        assert_eq!(starts[9], ms(60_040));
+    }
+
+    #[test]
+    fn a_throttle_halves_the_rate_once_per_cooldown_down_to_the_floor() {
+        let mut pacer = Pacer::new(1_000);
+
+        pacer.throttled(ms(0));
+        pacer.throttled(ms(50));
+        assert_eq!(pacer.rate(), 500.0, "the second 429 is the same event");
+        pacer.throttled(ms(100));
+        assert_eq!(pacer.rate(), 250.0);
+        for step in 2..20 {
+            pacer.throttled(ms(100 * step));
+        }
+        assert_eq!(pacer.rate(), 20.0, "the floor is 2% of the ceiling");
+    }
+
+    #[test]
+    fn deliveries_raise_the_rate_back_to_the_ceiling_and_no_higher() {
+        let mut pacer = Pacer::new(1_000);
+        pacer.throttled(ms(0));
+
+        for _ in 0..1_000 {
+            pacer.delivered();
+        }
+        let halfway = pacer.rate();
+        for _ in 0..2_000 {
+            pacer.delivered();
+        }
+
+        assert!((989.0..991.0).contains(&halfway), "{halfway}");
+        assert_eq!(pacer.rate(), 1_000.0);
+    }
+
+    #[test]
+    fn a_cut_rate_spaces_posts_further_apart() {
+        let mut pacer = Pacer::new(1_000);
+        for _ in 0..100 {
+            pacer.reserve(ms(0));
+        }
+        pacer.throttled(ms(0));
+
+        let first = pacer.reserve(ms(0));
+        let second = pacer.reserve(ms(0));
+
+        assert_eq!(second - first, ms(2), "500/s");
+    }
+}
