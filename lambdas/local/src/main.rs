@@ -52,6 +52,10 @@ struct Args {
     /// PostToConnection calls each push keeps in flight.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
+    /// PostToConnection calls per second of the in-process pusher, all pushes together (cut
+    /// on 429s), or `off`.
+    #[arg(long, default_value = "8000", value_parser = posts_per_second)]
+    max_posts_per_second: PostRate,
     /// Latency added to every POST @connections, in milliseconds.
     #[arg(long, default_value_t = 0)]
     post_latency_ms: u64,
@@ -70,6 +74,22 @@ struct Args {
     /// Never fire $disconnect (API Gateway only promises best effort).
     #[arg(long)]
     lose_disconnects: bool,
+}
+
+/// `--max-posts-per-second`: a positive number, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct PostRate(Option<u32>);
+
+fn posts_per_second(value: &str) -> Result<PostRate, String> {
+    if value == "off" {
+        return Ok(PostRate(None));
+    }
+    match value.parse::<u32>() {
+        Ok(rate) if rate > 0 => Ok(PostRate(Some(rate))),
+        _ => Err(format!(
+            "expected a positive number or `off`, got {value:?}"
+        )),
+    }
 }
 
 fn rate(name: &str, value: f64) -> anyhow::Result<f64> {
@@ -106,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         policy,
         push: PushConfig {
             max_in_flight: args.max_in_flight,
+            max_posts_per_second: args.max_posts_per_second.0,
             ..PushConfig::default()
         },
         faults: Faults {
