@@ -177,13 +177,7 @@ async fn virtual_connections_count_what_the_management_api_posts_to_them() {
 
     let setup = Setup::memory().await;
     let address = setup.gateway.address();
-    let (status, body) = http(
-        address,
-        "PUT",
-        "/_local/virtual-connections",
-        br#"{"ids":["v-1","v-2","v-3"]}"#,
-    )
-    .await;
+    let (status, body) = put_virtual_connections(address, br#"{"ids":["v-1","v-2","v-3"]}"#).await;
     assert_eq!(status, 200, "{body}");
     let gateway = ApiGatewayGateway::new(
         &local_sdk_config("us-east-1", "local", "local"),
@@ -228,24 +222,17 @@ async fn virtual_connection_ids_are_validated() {
     let setup = Setup::memory().await;
     let address = setup.gateway.address();
 
-    let (status, body) = http(
-        address,
-        "PUT",
-        "/_local/virtual-connections",
-        br#"{"ids":["fine","not fine"]}"#,
-    )
-    .await;
+    let (status, body) = put_virtual_connections(address, br#"{"ids":["fine","not fine"]}"#).await;
     assert_eq!(status, 400);
     assert!(body.contains("ids[1]"), "{body}");
-    let (status, body) = http(
-        address,
-        "PUT",
-        "/_local/virtual-connections",
-        br#"{"ids":["a"],"extra":1}"#,
-    )
-    .await;
+    let (status, body) = put_virtual_connections(address, br#"{"ids":["a"],"extra":1}"#).await;
     assert_eq!(status, 400);
     assert!(body.contains("extra"), "{body}");
     assert_eq!(setup.gateway.virtual_tally().connections, 0);
     setup.finish().await;
+}
+
+/// `PUT /_local/virtual-connections` with `body`.
+async fn put_virtual_connections(address: std::net::SocketAddr, body: &[u8]) -> (u16, String) {
+    http(address, "PUT", "/_local/virtual-connections", body).await
 }
