@@ -15,16 +15,6 @@ use serde_json::{Value, json};
 use wspush_domain::NotificationRequest;
 use wspush_ports::{PushObserver, PushReport};
 
-/// The count metrics of a push, in the order they are declared.
-const COUNTS: [&str; 6] = [
-    "Delivered",
-    "Pruned",
-    "Throttled",
-    "Retries",
-    "Failed",
-    "NotAttempted",
-];
-
 /// Writes one EMF line per push.
 pub struct EmfMetrics {
     namespace: String,
@@ -84,19 +74,19 @@ pub fn render(
     request: &NotificationRequest,
     report: &PushReport,
 ) -> String {
-    let mut metrics: Vec<Value> = COUNTS
+    let counts = [
+        ("Delivered", report.delivered),
+        ("Pruned", report.pruned),
+        ("Throttled", report.throttled),
+        ("Retries", report.retries),
+        ("Failed", report.failed.len()),
+        ("NotAttempted", report.not_attempted),
+    ];
+    let mut metrics: Vec<Value> = counts
         .iter()
-        .map(|name| json!({"Name": name, "Unit": "Count"}))
+        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
         .collect();
     metrics.push(json!({"Name": "Duration", "Unit": "Milliseconds"}));
-    let counts = [
-        report.delivered,
-        report.pruned,
-        report.throttled,
-        report.retries,
-        report.failed.len(),
-        report.not_attempted,
-    ];
     let mut line = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -116,8 +106,8 @@ pub fn render(
         "Aborted": report.aborted,
     });
     if let Some(fields) = line.as_object_mut() {
-        for (name, count) in COUNTS.iter().zip(counts) {
-            fields.insert((*name).to_owned(), count.into());
+        for (name, count) in counts {
+            fields.insert(name.to_owned(), count.into());
         }
     }
     line.to_string()

@@ -51,11 +51,6 @@ impl Pacer {
         self.rate
     }
 
-    /// The ceiling, in posts per second.
-    pub fn ceiling(&self) -> f64 {
-        self.ceiling
-    }
-
     /// Books the start of one post asked for at `now`; returns when it may start (`now` or
     /// later).
     pub fn reserve(&mut self, now: Duration) -> Duration {

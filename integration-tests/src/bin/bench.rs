@@ -150,6 +150,10 @@ struct Suite {
     /// that the measured push finds its HTTP connection pool open, as a warm Lambda does.
     #[arg(long)]
     cold_pool: bool,
+    /// A ceiling on posts per second, as the pusher's `max_posts_per_second` (default: none,
+    /// since the ideal has none; the pusher Lambda's default is 8,000).
+    #[arg(long)]
+    max_posts_per_second: Option<u32>,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -193,6 +197,8 @@ struct PushArgs {
     multi_thread: bool,
     #[arg(long)]
     warm_up: bool,
+    #[arg(long)]
+    max_posts_per_second: Option<u32>,
 }
 
 /// What one push measured, as the child prints it.
@@ -259,9 +265,9 @@ async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
         Arc::new(SystemClock),
         PushConfig {
             max_in_flight: args.in_flight,
-            // The ideal `ceil(N / C) x L` has no rate ceiling: measure the fan-out itself.
-            // (At C / L = 12,800 posts/s, the default 8,000/s ceiling would bind instead.)
-            max_posts_per_second: None,
+            // None by default: the ideal `ceil(N / C) x L` has no rate ceiling. (At C / L =
+            // 12,800 posts/s, the Lambda's default of 8,000/s would bind instead.)
+            max_posts_per_second: args.max_posts_per_second,
             ..PushConfig::default()
         },
     )?;
@@ -272,6 +278,7 @@ async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
             report.is_complete(),
             "the warm-up push was not complete: {report:?}"
         );
+        calls.reset();
     }
 
     let rss_before_kb = resident_kb("VmRSS")?;
@@ -406,6 +413,9 @@ async fn suite(suite: Suite) -> anyhow::Result<()> {
                 }
                 if !suite.cold_pool {
                     command.arg("--warm-up");
+                }
+                if let Some(rate) = suite.max_posts_per_second {
+                    command.args(["--max-posts-per-second", &rate.to_string()]);
                 }
                 if let Some(fixture) = &fixture {
                     command

@@ -78,6 +78,11 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         (self.lookup)(key).filter(|value| !value.trim().is_empty())
     }
 
+    /// Whether `key` is set to `off` (a feature with a default, turned off).
+    fn is_off(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|value| value.trim() == "off")
+    }
+
     /// A required variable.
     pub fn required(&self, key: &'static str) -> Result<String, SettingsError> {
         self.get(key).ok_or(SettingsError::Missing(key))
@@ -156,9 +161,11 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     /// The namespace the pusher's EMF metrics go to ([`METRICS_NAMESPACE`]), `None` when
     /// they are turned off.
     pub fn metrics_namespace(&self) -> Result<Option<String>, SettingsError> {
+        if self.is_off(METRICS_NAMESPACE) {
+            return Ok(None);
+        }
         match self.get(METRICS_NAMESPACE) {
             None => Ok(Some("wspush".to_owned())),
-            Some(value) if value.trim() == "off" => Ok(None),
             // CloudWatch: 1 to 255 characters, no leading colon, no control characters.
             Some(value)
                 if value.len() <= 255
@@ -182,16 +189,10 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
             max_in_flight: self.positive(MAX_IN_FLIGHT, defaults.max_in_flight)?,
             page_size: self.positive(PAGE_SIZE, defaults.page_size)?,
             broadcast_segments: self.positive(BROADCAST_SEGMENTS, defaults.broadcast_segments)?,
-            max_posts_per_second: match self.get(MAX_POSTS_PER_SECOND) {
-                Some(value) if value.trim() == "off" => None,
-                _ => Some(
-                    self.positive(
-                        MAX_POSTS_PER_SECOND,
-                        defaults
-                            .max_posts_per_second
-                            .unwrap_or(DEFAULT_MAX_POSTS_PER_SECOND),
-                    )?,
-                ),
+            max_posts_per_second: if self.is_off(MAX_POSTS_PER_SECOND) {
+                None
+            } else {
+                Some(self.positive(MAX_POSTS_PER_SECOND, DEFAULT_MAX_POSTS_PER_SECOND)?)
             },
             ..defaults
         })

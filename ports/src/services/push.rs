@@ -179,7 +179,7 @@ pub struct PushService<S: ?Sized, G: ?Sized> {
     segments: Vec<Segment>,
     observers: Vec<Arc<dyn PushObserver>>,
     /// Shared by every push of this service, so concurrent records share one rate.
-    pacer: Option<Arc<Mutex<Pacer>>>,
+    pacer: Option<Mutex<Pacer>>,
     epoch: Instant,
 }
 
@@ -255,7 +255,7 @@ where
             observers: Vec::new(),
             pacer: config
                 .max_posts_per_second
-                .map(|rate| Arc::new(Mutex::new(Pacer::new(rate)))),
+                .map(|rate| Mutex::new(Pacer::new(rate))),
             epoch: Instant::now(),
         })
     }
@@ -448,11 +448,15 @@ where
         let Some(pacer) = &self.pacer else {
             return;
         };
-        let start = {
-            let mut pacer = pacer.lock().unwrap_or_else(PoisonError::into_inner);
-            pacer.reserve(self.epoch.elapsed())
-        };
-        tokio::time::sleep_until(self.epoch + start).await;
+        let now = self.epoch.elapsed();
+        let start = pacer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(now);
+        // Most posts may start at once: no timer for them.
+        if start > now {
+            tokio::time::sleep_until(self.epoch + start).await;
+        }
     }
 
     fn with_pacer(&self, change: impl FnOnce(&mut Pacer)) {
