@@ -84,8 +84,11 @@ pub enum Source {
 
 impl Source {
     /// The sources that make up a request's audience; a broadcast is read in `segments`
-    /// shares.
+    /// shares, or in its own one segment when it names one.
     pub fn for_request(request: &NotificationRequest, segments: &[Segment]) -> Vec<Source> {
+        if let Some(segment) = request.segment() {
+            return vec![Source::All(segment)];
+        }
         if request.is_broadcast() {
             return segments.iter().copied().map(Source::All).collect();
         }
@@ -125,20 +128,17 @@ pub struct Targeting {
 impl Targeting {
     /// The targeting of `request`.
     pub fn for_request(request: &NotificationRequest) -> Self {
-        let kinds = [
-            !request.users().is_empty(),
-            !request.topics().is_empty(),
-            !request.connections().is_empty(),
-        ]
-        .into_iter()
-        .filter(|given| *given)
-        .count();
-        let sources_overlap = kinds > 1 || request.topics().len() > 1;
+        let sources_overlap = request.sources_overlap();
         Self {
             exclude_users: request.exclude_users().iter().cloned().collect(),
             exclude_connections: request.exclude_connections().iter().cloned().collect(),
             admitted: sources_overlap.then(HashSet::new),
         }
+    }
+
+    /// Whether this targeting remembers admitted IDs (the request's sources overlap).
+    pub fn deduplicates(&self) -> bool {
+        self.admitted.is_some()
     }
 
     /// Decides whether `connection` receives the request. Call it once per connection read.

@@ -8,6 +8,7 @@
 //! | [`ConnectionId`] | 1 to 128 | ASCII letters, digits and `+ / = _ -` (API Gateway's IDs are base64, such as `L0SM9cOFvHcCIhw=`) |
 //! | [`UserId`] | 1 to 256 | any character except whitespace and control characters |
 //! | [`ExternalId`] | 1 to 512 | any character except whitespace and control characters |
+//! | [`RequestId`] | 1 to 128 | printable ASCII except space (an SQS or SNS message ID, a UUID, a producer's own key) |
 //!
 //! An external ID is a topic, a room or a ticker. Its *namespace* is the text before its
 //! first `:` (`room` in `room:42`). A user's own channel is the external ID `user:<user id>`.
@@ -16,7 +17,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_CONNECTION_ID_BYTES, MAX_EXTERNAL_ID_BYTES, MAX_USER_ID_BYTES};
+use crate::limits::{
+    MAX_CONNECTION_ID_BYTES, MAX_EXTERNAL_ID_BYTES, MAX_REQUEST_ID_BYTES, MAX_USER_ID_BYTES,
+};
 
 /// Which kind of identifier broke a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub enum IdKind {
     User,
     /// An [`ExternalId`].
     External,
+    /// A [`RequestId`].
+    Request,
 }
 
 impl fmt::Display for IdKind {
@@ -35,6 +40,7 @@ impl fmt::Display for IdKind {
             IdKind::Connection => "connection ID",
             IdKind::User => "user ID",
             IdKind::External => "external ID",
+            IdKind::Request => "request ID",
         })
     }
 }
@@ -74,6 +80,7 @@ pub enum IdError {
 
 const CONNECTION_ID_CHARS: &str = "ASCII letters, digits and + / = _ -";
 const TEXT_ID_CHARS: &str = "any character but whitespace and control characters";
+const REQUEST_ID_CHARS: &str = "printable ASCII except space";
 
 fn is_connection_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-')
@@ -81,6 +88,10 @@ fn is_connection_id_char(c: char) -> bool {
 
 fn is_text_id_char(c: char) -> bool {
     !c.is_whitespace() && !c.is_control()
+}
+
+fn is_request_id_char(c: char) -> bool {
+    c.is_ascii_graphic()
 }
 
 fn check(
@@ -188,6 +199,45 @@ id_type!(
     is_text_id_char
 );
 
+id_type!(
+    /// The identity of one notification request, for idempotent redelivery: the request's own
+    /// `id` field, or the SQS or SNS message ID that carried it.
+    RequestId,
+    IdKind::Request,
+    MAX_REQUEST_ID_BYTES,
+    REQUEST_ID_CHARS,
+    is_request_id_char
+);
+
+impl RequestId {
+    /// The ID of a continuation of the request with this ID, whose content (its JSON without
+    /// an ID) is `content`. The same parent and content always give the same ID, so a
+    /// continuation enqueued again after a redelivery of its parent is recognised as the
+    /// same request, while a different continuation of the same parent never takes its ID
+    /// (which would have it skipped as done): `<parent>~<64-bit hash of content>`, with a
+    /// 128-bit hash of the parent in its place when that would be too long.
+    pub fn derive(&self, content: &str) -> Self {
+        let suffix = format!("~{:016x}", fnv1a(FNV_OFFSET, content));
+        if self.0.len() + suffix.len() <= MAX_REQUEST_ID_BYTES {
+            return Self(format!("{}{suffix}", self.0));
+        }
+        let (high, low) = (
+            fnv1a(FNV_OFFSET, &self.0),
+            fnv1a(FNV_OFFSET ^ 0xa5a5_a5a5_a5a5_a5a5, &self.0),
+        );
+        Self(format!("h{high:016x}{low:016x}{suffix}"))
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, from `offset`: stable across builds and platforms, unlike std's hasher.
+fn fnv1a(offset: u64, text: &str) -> u64 {
+    text.bytes().fold(offset, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// The namespace of users' own channels.
 pub const USER_CHANNEL_NAMESPACE: &str = "user";
 
@@ -215,6 +265,45 @@ impl ExternalId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_sqs_message_id_is_a_valid_request_id() {
+        let id = RequestId::parse("059f36b4-87a3-44ab-83d2-661975830a7d").expect("valid");
+
+        assert_eq!(id.as_str(), "059f36b4-87a3-44ab-83d2-661975830a7d");
+    }
+
+    #[test]
+    fn a_request_id_with_a_space_or_non_ascii_is_rejected() {
+        for value in ["a b", "café", "a\u{7}"] {
+            assert!(
+                matches!(
+                    RequestId::parse(value),
+                    Err(IdError::InvalidCharacter {
+                        kind: IdKind::Request,
+                        ..
+                    })
+                ),
+                "{value:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn derived_request_ids_are_stable_distinct_and_bounded() {
+        let parent = RequestId::parse("msg-1").expect("valid");
+        let long = RequestId::parse("x".repeat(128)).expect("valid");
+
+        let first = parent.derive(r#"{"connections":["a"],"data":1}"#);
+
+        assert!(first.as_str().starts_with("msg-1~"));
+        assert_eq!(first, parent.derive(r#"{"connections":["a"],"data":1}"#));
+        assert_ne!(first, parent.derive(r#"{"connections":["b"],"data":1}"#));
+        assert_eq!(long.derive("x"), long.derive("x"));
+        assert_ne!(long.derive("x"), long.derive("y"));
+        assert!(long.derive("x").as_str().len() <= 128);
+        assert!(RequestId::parse(long.derive("x").as_str()).is_ok());
+    }
 
     #[test]
     fn an_api_gateway_connection_id_is_accepted() {

@@ -11,6 +11,7 @@
 pub mod audience;
 pub mod builder;
 pub mod connection;
+pub mod continuation;
 pub mod ids;
 pub mod limits;
 pub mod notification;
@@ -22,8 +23,11 @@ pub mod time;
 pub use audience::{Admission, Segment, SegmentError, Source, Targeting};
 pub use builder::{BuildError, RequestBuilder};
 pub use connection::{Connection, Subscription};
-pub use ids::{ConnectionId, ExternalId, IdError, IdKind, UserId};
-pub use notification::{NotificationRequest, RequestError};
+pub use continuation::{
+    ContinuationError, ContinuationLimits, Leftover, Resume, plan_continuations,
+};
+pub use ids::{ConnectionId, ExternalId, IdError, IdKind, RequestId, UserId};
+pub use notification::{Narrowed, NotificationRequest, RequestError};
 pub use pacing::Pacer;
 pub use policy::{Denial, SubscriptionPolicy};
 pub use retry::RetryPolicy;

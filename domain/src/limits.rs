@@ -45,3 +45,19 @@ pub const MAX_USER_ID_BYTES: usize = 256;
 /// External IDs (topics) may embed a user ID (`user:<id>`), so they get twice its room.
 /// DynamoDB's 1,024-byte sort-key limit stays far away.
 pub const MAX_EXTERNAL_ID_BYTES: usize = 512;
+
+/// Request IDs: SQS and SNS message IDs are 36-character UUIDs; 128 bytes leaves room for a
+/// producer's own keys.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// SQS refuses a message over 256 KiB (262,144 bytes), so a continuation is split to fit.
+pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The longest store cursor a notification request may carry. DynamoDB keys are at most
+/// 2,048 (partition) + 1,024 (sort) bytes per key, and a cursor holds an index key and the
+/// table key as JSON.
+pub const MAX_CURSOR_BYTES: usize = 8 * 1024;
+
+/// The highest `generation` a notification request may carry. The pusher's configured
+/// bound (`WSPUSH_MAX_GENERATIONS`) is usually far lower; this only rejects nonsense.
+pub const MAX_GENERATION: u32 = 100;

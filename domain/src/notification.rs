@@ -16,10 +16,16 @@
 //! | `exclude_users` | array of user IDs, or `null` | never these users' connections; no size cap |
 //! | `exclude_connections` | array of connection IDs, or `null` | never these connections; no size cap |
 //! | `data` | any JSON value but `null`; required | sent to each connection as its compact JSON text, at most 128 KB |
+//! | `id` | request ID, or `null` | the request's identity for idempotent redelivery (the SQS or SNS message ID when absent) |
+//! | `segment` | `{"index": i, "total": n}`, or `null` | a broadcast only: just segment `i` of `n` of the store (a scattered broadcast) |
+//! | `cursor` | string, or `null` | where in its one source the push resumes (set by the pusher's continuations) |
+//! | `generation` | integer 0 to 100, or `null` | how many times failed connections were re-enqueued (set by the pusher) |
 //!
 //! The audience is the union of `users`, `topics` and `connections`; when all three are absent
 //! or empty the request is a broadcast. Exclusions win over inclusion. Duplicate IDs in a list
-//! are dropped (each connection gets the request at most once anyway).
+//! are dropped (each connection gets the request at most once anyway). `segment` is refused
+//! unless the request is a broadcast; `cursor` is refused unless the request reads exactly
+//! one source (one user, one topic, or one broadcast segment).
 //!
 //! Unknown fields are errors, so that a typo such as `"user"` can never turn a multicast into
 //! a broadcast; so are duplicate fields, wrong types, invalid IDs and oversized payloads. Every
@@ -34,21 +40,26 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::ids::{ConnectionId, ExternalId, IdError, UserId};
-use crate::limits::MAX_PAYLOAD_BYTES;
+use crate::audience::{Segment, SegmentError};
+use crate::ids::{ConnectionId, ExternalId, IdError, RequestId, UserId};
+use crate::limits::{MAX_CURSOR_BYTES, MAX_GENERATION, MAX_PAYLOAD_BYTES};
 
 /// How deeply `data` may nest arrays and objects (serde_json's own recursion limit, which
 /// it does not apply to raw values).
 pub const MAX_DATA_DEPTH: usize = 128;
 
 /// The fields a notification request may have.
-pub const FIELDS: [&str; 6] = [
+pub const FIELDS: [&str; 10] = [
     "users",
     "topics",
     "connections",
     "exclude_users",
     "exclude_connections",
     "data",
+    "id",
+    "segment",
+    "cursor",
+    "generation",
 ];
 
 /// Why a notification request was rejected. Every variant names the field at fault.
@@ -62,7 +73,7 @@ pub enum RequestError {
     NotAnObject,
     /// A field that is not part of the format.
     #[error(
-        "unknown field `{field}`; expected one of users, topics, connections, exclude_users, exclude_connections, data"
+        "unknown field `{field}`; expected one of users, topics, connections, exclude_users, exclude_connections, data, id, segment, cursor, generation"
     )]
     UnknownField {
         /// The field's name as given.
@@ -108,6 +119,38 @@ pub enum RequestError {
         /// The limit.
         max: usize,
     },
+    /// `id` broke the request ID rules.
+    #[error("field `id`: {0}")]
+    InvalidRequestId(#[source] IdError),
+    /// `segment` is out of range.
+    #[error("field `segment`: {0}")]
+    InvalidSegment(#[source] SegmentError),
+    /// `segment` on a request with users, topics or connections.
+    #[error(
+        "field `segment` applies to a broadcast only; remove `users`, `topics` and `connections`, or the segment"
+    )]
+    SegmentNeedsBroadcast,
+    /// `cursor` is empty, too long or holds control characters.
+    #[error("field `cursor` must be 1 to {max} bytes without control characters, got {len} bytes")]
+    InvalidCursor {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `cursor` on a request that reads more than one source.
+    #[error(
+        "field `cursor` needs exactly one source: one user, one topic, or a broadcast with a `segment`"
+    )]
+    CursorNeedsOneSource,
+    /// `generation` is above [`MAX_GENERATION`].
+    #[error("field `generation` must be at most {max}, got {value}")]
+    GenerationTooHigh {
+        /// The value given.
+        value: u32,
+        /// The limit.
+        max: u32,
+    },
     /// `data` is larger than API Gateway accepts.
     #[error("field `data` is {len} bytes as compact JSON; API Gateway accepts at most {max}")]
     PayloadTooLarge {
@@ -133,6 +176,14 @@ impl RequestError {
             RequestError::WrongType { field, .. } | RequestError::InvalidId { field, .. } => {
                 Some(field)
             }
+            RequestError::InvalidRequestId(_) => Some("id"),
+            RequestError::InvalidSegment(_) | RequestError::SegmentNeedsBroadcast => {
+                Some("segment")
+            }
+            RequestError::InvalidCursor { .. } | RequestError::CursorNeedsOneSource => {
+                Some("cursor")
+            }
+            RequestError::GenerationTooHigh { .. } => Some("generation"),
         }
     }
 }
@@ -146,6 +197,10 @@ pub struct NotificationRequest {
     exclude_users: Vec<UserId>,
     exclude_connections: Vec<ConnectionId>,
     data: Box<RawValue>,
+    id: Option<RequestId>,
+    segment: Option<Segment>,
+    cursor: Option<String>,
+    generation: u32,
 }
 
 impl PartialEq for NotificationRequest {
@@ -156,6 +211,10 @@ impl PartialEq for NotificationRequest {
             && self.exclude_users == other.exclude_users
             && self.exclude_connections == other.exclude_connections
             && self.data.get() == other.data.get()
+            && self.id == other.id
+            && self.segment == other.segment
+            && self.cursor == other.cursor
+            && self.generation == other.generation
     }
 }
 
@@ -193,6 +252,10 @@ impl NotificationRequest {
             exclude_users: Vec::new(),
             exclude_connections: Vec::new(),
             data: RawValue::from_string("null".to_owned()).map_err(RequestError::Syntax)?,
+            id: None,
+            segment: None,
+            cursor: None,
+            generation: 0,
         };
         for (name, value) in fields {
             let Some(&field) = FIELDS.iter().find(|known| **known == name) else {
@@ -210,13 +273,138 @@ impl NotificationRequest {
                 "exclude_connections" => {
                     request.exclude_connections = id_list(field, &value, ConnectionId::parse)?
                 }
+                "id" => request.id = request_id(&value)?,
+                "segment" => request.segment = segment(&value)?,
+                "cursor" => request.cursor = cursor(&value)?,
+                "generation" => request.generation = generation(&value)?,
                 _ => request.data = compact_data(&value)?,
             }
         }
         if !seen.contains(&"data") {
             return Err(RequestError::MissingData);
         }
+        request.check_resume_fields()?;
         Ok(request)
+    }
+
+    /// `segment` only on a broadcast, `cursor` only on a request with one source.
+    fn check_resume_fields(&self) -> Result<(), RequestError> {
+        let audience =
+            !self.users.is_empty() || !self.topics.is_empty() || !self.connections.is_empty();
+        if self.segment.is_some() && audience {
+            return Err(RequestError::SegmentNeedsBroadcast);
+        }
+        let one_source = self.segment.is_some()
+            || (self.connections.is_empty() && self.users.len() + self.topics.len() == 1);
+        if self.cursor.is_some() && !one_source {
+            return Err(RequestError::CursorNeedsOneSource);
+        }
+        Ok(())
+    }
+
+    /// A request with no audience fields, sent to `data`: the base of the narrowed requests
+    /// that continuations are made of.
+    fn with_data_of(&self) -> Self {
+        Self {
+            users: Vec::new(),
+            topics: Vec::new(),
+            connections: Vec::new(),
+            exclude_users: Vec::new(),
+            exclude_connections: Vec::new(),
+            data: self.data.clone(),
+            id: None,
+            segment: None,
+            cursor: None,
+            generation: self.generation,
+        }
+    }
+
+    /// The same `data` to exactly these connections, with no exclusions (they were applied
+    /// when the connections were chosen): a continuation of connections that were read but
+    /// not sent to, or that failed.
+    pub fn narrowed_to_connections(&self, connections: Vec<ConnectionId>) -> Self {
+        Self {
+            connections,
+            ..self.with_data_of()
+        }
+    }
+
+    /// The same request narrowed to one source or to a set of sources that cannot overlap,
+    /// exclusions kept: a continuation of sources that were not finished. `cursor` is where
+    /// the one source resumes.
+    pub fn narrowed_to(&self, audience: Narrowed) -> Self {
+        let mut request = Self {
+            exclude_users: self.exclude_users.clone(),
+            exclude_connections: self.exclude_connections.clone(),
+            ..self.with_data_of()
+        };
+        match audience {
+            Narrowed::Users(users) => request.users = users,
+            Narrowed::Topic(topic, cursor) => {
+                request.topics = vec![topic];
+                request.cursor = cursor;
+            }
+            Narrowed::User(user, cursor) => {
+                request.users = vec![user];
+                request.cursor = cursor;
+            }
+            Narrowed::Connections(connections) => request.connections = connections,
+            Narrowed::Segment(segment, cursor) => {
+                request.segment = Some(segment);
+                request.cursor = cursor;
+            }
+        }
+        request
+    }
+
+    /// This request with `id`.
+    #[must_use]
+    pub fn with_id(mut self, id: Option<RequestId>) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// This request at `generation`.
+    #[must_use]
+    pub fn with_generation(mut self, generation: u32) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// The request's own ID (`id`), if it has one.
+    pub fn id(&self) -> Option<&RequestId> {
+        self.id.as_ref()
+    }
+
+    /// The broadcast segment this request is limited to, if any.
+    pub fn segment(&self) -> Option<Segment> {
+        self.segment
+    }
+
+    /// Where in its one source the push resumes, if it is a continuation.
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// How many times failed connections were re-enqueued to reach this request (0 for a
+    /// producer's request).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Whether one connection may be reached through more than one of the request's
+    /// sources (several topics, or users, topics and connections together), so that
+    /// de-duplication must remember what was admitted.
+    pub fn sources_overlap(&self) -> bool {
+        let kinds = [
+            !self.users.is_empty(),
+            !self.topics.is_empty(),
+            !self.connections.is_empty(),
+        ]
+        .into_iter()
+        .filter(|given| *given)
+        .count();
+        kinds > 1 || self.topics.len() > 1
     }
 
     /// The users whose connections are targeted.
@@ -244,7 +432,8 @@ impl NotificationRequest {
         &self.exclude_connections
     }
 
-    /// Whether the request goes to every connection (no users, topics or connections given).
+    /// Whether the request goes to every connection (no users, topics or connections given),
+    /// or to every connection of one segment when it has a [`segment`](Self::segment).
     pub fn is_broadcast(&self) -> bool {
         self.users.is_empty() && self.topics.is_empty() && self.connections.is_empty()
     }
@@ -276,6 +465,24 @@ impl Serialize for NotificationRequest {
             }
         }
         map.serialize_entry("data", &self.data)?;
+        if let Some(id) = &self.id {
+            map.serialize_entry("id", id.as_str())?;
+        }
+        if let Some(segment) = self.segment {
+            map.serialize_entry(
+                "segment",
+                &SegmentField {
+                    index: segment.index(),
+                    total: segment.total(),
+                },
+            )?;
+        }
+        if let Some(cursor) = &self.cursor {
+            map.serialize_entry("cursor", cursor)?;
+        }
+        if self.generation > 0 {
+            map.serialize_entry("generation", &self.generation)?;
+        }
         map.end()
     }
 }
@@ -308,6 +515,91 @@ fn id_list<T: Hash + Eq + Clone>(
         }
     }
     Ok(ids)
+}
+
+/// The audience of a narrowed request (see [`NotificationRequest::narrowed_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Narrowed {
+    /// Every connection of these users, from the start (users never overlap).
+    Users(Vec<UserId>),
+    /// One user's connections, from a cursor.
+    User(UserId, Option<String>),
+    /// One topic's subscribers, from a cursor.
+    Topic(ExternalId, Option<String>),
+    /// These connections (exclusions still apply).
+    Connections(Vec<ConnectionId>),
+    /// One broadcast segment, from a cursor.
+    Segment(Segment, Option<String>),
+}
+
+/// `segment` on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentField {
+    index: u32,
+    total: u32,
+}
+
+fn request_id(value: &RawValue) -> Result<Option<RequestId>, RequestError> {
+    let raw: Option<String> =
+        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
+            field: "id",
+            expected: "a string or null",
+            source,
+        })?;
+    raw.map(RequestId::parse)
+        .transpose()
+        .map_err(RequestError::InvalidRequestId)
+}
+
+fn segment(value: &RawValue) -> Result<Option<Segment>, RequestError> {
+    let raw: Option<SegmentField> =
+        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
+            field: "segment",
+            expected: "an object {\"index\": integer, \"total\": integer} or null",
+            source,
+        })?;
+    raw.map(|field| Segment::new(field.index, field.total))
+        .transpose()
+        .map_err(RequestError::InvalidSegment)
+}
+
+fn cursor(value: &RawValue) -> Result<Option<String>, RequestError> {
+    let raw: Option<String> =
+        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
+            field: "cursor",
+            expected: "a string or null",
+            source,
+        })?;
+    match raw {
+        Some(text)
+            if text.is_empty()
+                || text.len() > MAX_CURSOR_BYTES
+                || text.chars().any(char::is_control) =>
+        {
+            Err(RequestError::InvalidCursor {
+                len: text.len(),
+                max: MAX_CURSOR_BYTES,
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+fn generation(value: &RawValue) -> Result<u32, RequestError> {
+    let raw: Option<u32> =
+        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
+            field: "generation",
+            expected: "a non-negative integer or null",
+            source,
+        })?;
+    match raw.unwrap_or(0) {
+        value if value > MAX_GENERATION => Err(RequestError::GenerationTooHigh {
+            value,
+            max: MAX_GENERATION,
+        }),
+        value => Ok(value),
+    }
 }
 
 fn compact_data(value: &RawValue) -> Result<Box<RawValue>, RequestError> {
@@ -394,6 +686,7 @@ impl<'de> Deserialize<'de> for RawFields {
 mod tests {
     use super::*;
     use crate::ids::IdKind;
+    use crate::{RequestId, Segment};
 
     fn parse(json: &str) -> NotificationRequest {
         NotificationRequest::parse(json).expect("valid request")
@@ -640,5 +933,106 @@ mod tests {
 
         assert_eq!(request.to_json(), text);
         assert_eq!(parse(&request.to_json()), request);
+    }
+
+    #[test]
+    fn the_pusher_fields_round_trip_through_the_format() {
+        let text = r#"{"data":1,"id":"m-1","segment":{"index":3,"total":16},"cursor":"{\"pk\":\"c#a\"}","generation":2}"#;
+
+        let request = parse(text);
+
+        assert_eq!(request.id().map(RequestId::as_str), Some("m-1"));
+        assert_eq!(request.segment(), Segment::new(3, 16).ok());
+        assert_eq!(request.cursor(), Some(r#"{"pk":"c#a"}"#));
+        assert_eq!(request.generation(), 2);
+        assert_eq!(request.to_json(), text);
+    }
+
+    #[test]
+    fn null_pusher_fields_are_the_same_as_absent_ones() {
+        let request =
+            parse(r#"{"data":1,"id":null,"segment":null,"cursor":null,"generation":null}"#);
+
+        assert_eq!(request, parse(r#"{"data":1}"#));
+    }
+
+    #[test]
+    fn a_segment_on_a_multicast_is_refused_by_name() {
+        let error = reject(r#"{"users":["u"],"segment":{"index":0,"total":2},"data":1}"#);
+
+        assert!(matches!(error, RequestError::SegmentNeedsBroadcast));
+        assert_eq!(error.field(), Some("segment"));
+    }
+
+    #[test]
+    fn a_segment_out_of_range_or_of_the_wrong_shape_is_refused_by_name() {
+        for text in [
+            r#"{"segment":{"index":2,"total":2},"data":1}"#,
+            r#"{"segment":{"index":0,"total":0},"data":1}"#,
+            r#"{"segment":"0/2","data":1}"#,
+            r#"{"segment":{"index":0,"total":2,"extra":1},"data":1}"#,
+            r#"{"segment":{"index":-1,"total":2},"data":1}"#,
+        ] {
+            let error = reject(text);
+            assert_eq!(error.field(), Some("segment"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_needs_exactly_one_source() {
+        for text in [
+            r#"{"cursor":"k","data":1}"#,
+            r#"{"users":["a","b"],"cursor":"k","data":1}"#,
+            r#"{"users":["a"],"topics":["t"],"cursor":"k","data":1}"#,
+            r#"{"connections":["c"],"cursor":"k","data":1}"#,
+        ] {
+            let error = reject(text);
+            assert!(
+                matches!(error, RequestError::CursorNeedsOneSource),
+                "{text}: {error}"
+            );
+        }
+        for text in [
+            r#"{"users":["a"],"cursor":"k","data":1}"#,
+            r#"{"topics":["t"],"cursor":"k","data":1}"#,
+            r#"{"segment":{"index":0,"total":1},"cursor":"k","data":1}"#,
+        ] {
+            assert!(NotificationRequest::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_control_character_cursor_is_refused() {
+        for text in [
+            r#"{"users":["a"],"cursor":"","data":1}"#,
+            r#"{"users":["a"],"cursor":"a\u0000b","data":1}"#,
+        ] {
+            let error = reject(text);
+            assert!(
+                matches!(error, RequestError::InvalidCursor { .. }),
+                "{text}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_id_or_generation_is_refused_by_name() {
+        assert_eq!(reject(r#"{"id":"a b","data":1}"#).field(), Some("id"));
+        assert_eq!(reject(r#"{"id":7,"data":1}"#).field(), Some("id"));
+        assert_eq!(
+            reject(r#"{"generation":-1,"data":1}"#).field(),
+            Some("generation")
+        );
+        assert_eq!(
+            reject(r#"{"generation":"1","data":1}"#).field(),
+            Some("generation")
+        );
+        assert!(matches!(
+            reject(r#"{"generation":101,"data":1}"#),
+            RequestError::GenerationTooHigh {
+                value: 101,
+                max: 100
+            }
+        ));
     }
 }
