@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | connection | `c#<connection id>` | `conn` | `owner` (user), `connected_at`, `expires_at_ms`, `ttl` |
 //! | subscription | `c#<connection id>` | `t#<external id>` | `topic`, `member` (user), `connected_at`, `expires_at_ms`, `ttl` |
+//! | request (ledger) | `r#<request id>` | `request` | `state` (`claimed` or `completed`), `until_ms`, `ttl` |
 //!
 //! | index | partition key | sort key | holds |
 //! |---|---|---|---|
@@ -32,6 +33,11 @@
 //! | explicit connections | `BatchGetItem`, 100 keys per call, retrying `UnprocessedKeys` |
 //! | broadcast | parallel `Scan` of `by_user` (segments), which holds no subscription item |
 //! | broadcast minus excluded users or connections | the same scan; the push service drops excluded connections through hash sets, so DynamoDB's 100-value `IN` limit never applies |
+//! | claim a request (ledger) | `PutItem` on condition `attribute_not_exists(pk) OR until_ms <= now`, returning the old item when the condition fails |
+//! | complete a request (ledger) | `PutItem` |
+//! | release a claim (ledger) | `DeleteItem` on condition `state = claimed` |
+//!
+//! Request items have neither `owner` nor `topic`, so no index and no broadcast sees them.
 //!
 //! `ttl` (epoch seconds) is the table's TTL attribute; since TTL deletion is lazy, every read
 //! also filters on `expires_at_ms > now`. Index reads are eventually consistent: a connection
@@ -44,15 +50,17 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, DeleteRequest,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
-    Put, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem,
-    WriteRequest,
+    Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
 };
-use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp, UserId};
-use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
+use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, UserId};
+use wspush_ports::{Claim, ConnectionStore, Cursor, Page, RequestLedger, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -70,6 +78,12 @@ pub const BY_USER: &str = "by_user";
 /// The index of subscription items by external ID.
 pub const BY_TOPIC: &str = "by_topic";
 
+const STATE: &str = "state";
+const UNTIL_MS: &str = "until_ms";
+const CLAIMED: &str = "claimed";
+const COMPLETED: &str = "completed";
+const REQUEST_PREFIX: &str = "r#";
+const REQUEST_SK: &str = "request";
 const CONNECTION_SK: &str = "conn";
 const CONNECTION_PREFIX: &str = "c#";
 const TOPIC_PREFIX: &str = "t#";
@@ -545,6 +559,116 @@ impl ConnectionStore for DynamoDbStore {
             Source::All(segment) => self.scan_segment(*segment, cursor, limit, now).await,
         }
     }
+}
+
+#[async_trait]
+impl RequestLedger for DynamoDbStore {
+    async fn claim(
+        &self,
+        id: &RequestId,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(request_item(id, CLAIMED, lease_until)))
+            .condition_expression("attribute_not_exists(#pk) OR #until <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#until", UNTIL_MS)
+            .expression_attribute_values(":now", number(now.unix_millis()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(error) => error,
+        };
+        let held = match error.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) => failed.item().cloned(),
+            _ => return Err(store_error(error)),
+        };
+        // The old item comes back with the failure; read it if this endpoint does not send it.
+        let held = match held {
+            Some(item) => Some(item),
+            None => self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(request_key(id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(store_error)?
+                .item()
+                .cloned(),
+        };
+        let Some(held) = held else {
+            // Deleted in between (released): try once more.
+            return Box::pin(self.claim(id, now, lease_until)).await;
+        };
+        let until = millis(&held, UNTIL_MS)?;
+        Ok(match string(&held, STATE)? {
+            COMPLETED => Claim::Completed,
+            _ => Claim::InProgress { until },
+        })
+    }
+
+    async fn complete(&self, id: &RequestId, keep_until: Timestamp) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(request_item(id, COMPLETED, keep_until)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn release(&self, id: &RequestId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(request_key(id)))
+            .condition_expression("#state = :claimed")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Completed, or already gone: nothing to release.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(store_error(error)),
+        }
+    }
+}
+
+fn request_key(id: &RequestId) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            AttributeValue::S(format!("{REQUEST_PREFIX}{id}")),
+        ),
+        (SK.to_owned(), AttributeValue::S(REQUEST_SK.to_owned())),
+    ])
+}
+
+fn request_item(id: &RequestId, state: &str, until: Timestamp) -> Item {
+    let mut item = request_key(id);
+    item.insert(STATE.into(), AttributeValue::S(state.to_owned()));
+    item.insert(UNTIL_MS.into(), number(until.unix_millis()));
+    item.insert(TTL.into(), number(until.unix_millis().div_ceil(1000)));
+    item
 }
 
 fn key_schema(hash: &str, range: &str) -> Result<Vec<KeySchemaElement>, StoreError> {

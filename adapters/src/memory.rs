@@ -4,14 +4,17 @@
 //! Everything sits behind one `RwLock`, never held across an `.await`. Reads skip expired
 //! connections; expired ones are also swept out every [`SWEEP_EVERY`] saves, since nothing
 //! else would remove a connection whose `$disconnect` never came.
+//!
+//! It is also a [`RequestLedger`]: claims and completed requests in a map, with the same
+//! expiry rules as the DynamoDB store's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp, UserId};
-use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
+use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, UserId};
+use wspush_ports::{Claim, ConnectionStore, Cursor, Page, RequestLedger, StoreError};
 
 /// Expired connections are swept out once per this many saves.
 pub const SWEEP_EVERY: u64 = 1024;
@@ -22,7 +25,15 @@ struct Inner {
     by_user: HashMap<UserId, BTreeSet<ConnectionId>>,
     by_topic: HashMap<ExternalId, BTreeSet<ConnectionId>>,
     topics_of: HashMap<ConnectionId, BTreeSet<ExternalId>>,
+    requests: HashMap<RequestId, LedgerEntry>,
     saves: u64,
+}
+
+/// A request's claim or completion, until it expires.
+#[derive(Debug, Clone, Copy)]
+struct LedgerEntry {
+    completed: bool,
+    until: Timestamp,
 }
 
 /// A thread-safe connection store in process memory.
@@ -60,6 +71,7 @@ impl MemoryStore {
         for id in &expired {
             inner.remove(id);
         }
+        inner.requests.retain(|_, entry| entry.until > now);
         expired.len()
     }
 
@@ -296,6 +308,51 @@ impl ConnectionStore for MemoryStore {
             }
         };
         Ok(page)
+    }
+}
+
+#[async_trait]
+impl RequestLedger for MemoryStore {
+    async fn claim(
+        &self,
+        id: &RequestId,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claim, StoreError> {
+        let mut inner = self.write();
+        match inner.requests.get(id) {
+            Some(entry) if entry.until > now && entry.completed => Ok(Claim::Completed),
+            Some(entry) if entry.until > now => Ok(Claim::InProgress { until: entry.until }),
+            _ => {
+                inner.requests.insert(
+                    id.clone(),
+                    LedgerEntry {
+                        completed: false,
+                        until: lease_until,
+                    },
+                );
+                Ok(Claim::Claimed)
+            }
+        }
+    }
+
+    async fn complete(&self, id: &RequestId, keep_until: Timestamp) -> Result<(), StoreError> {
+        self.write().requests.insert(
+            id.clone(),
+            LedgerEntry {
+                completed: true,
+                until: keep_until,
+            },
+        );
+        Ok(())
+    }
+
+    async fn release(&self, id: &RequestId) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if inner.requests.get(id).is_some_and(|entry| !entry.completed) {
+            inner.requests.remove(id);
+        }
+        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The behaviour every [`ConnectionStore`] must show, written once.
+//! The behaviour every [`ConnectionStore`] (and [`RequestLedger`]) must show, written once.
 //!
 //! Each case is a public async function taking a fresh, empty store. Adapters run the whole
 //! suite with [`store_contract_tests!`](crate::store_contract_tests), which makes one
@@ -14,15 +14,19 @@ use futures::TryStreamExt;
 use wspush_adapters::ManualClock;
 use wspush_domain::limits::MAX_CONNECTION_DURATION;
 use wspush_domain::{
-    Connection, ConnectionId, ExternalId, NotificationRequest, Segment, Source, Timestamp, UserId,
+    Connection, ConnectionId, ExternalId, NotificationRequest, RequestId, Segment, Source,
+    Timestamp, UserId,
 };
 use wspush_ports::{
-    ConnectionGateway, ConnectionInfo, ConnectionStore, GatewayError, PushConfig, PushService,
-    StoreError, stream_source,
+    Claim, ConnectionGateway, ConnectionInfo, ConnectionStore, GatewayError, PushConfig,
+    PushService, RequestLedger, StoreError, stream_source,
 };
 
 /// The store under test, behind the port.
 pub type Store = Arc<dyn ConnectionStore>;
+
+/// The same store, behind the ledger port.
+pub type Ledger = Arc<dyn RequestLedger>;
 
 /// The time the suite runs at.
 pub const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
@@ -31,6 +35,8 @@ pub const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
 pub trait StoreFixture {
     /// The store.
     fn store(&self) -> Store;
+    /// The same store as a request ledger.
+    fn ledger(&self) -> Ledger;
     /// Cleans up after a passing test.
     fn finish(self) -> impl std::future::Future<Output = ()> + Send;
 }
@@ -60,7 +66,27 @@ macro_rules! store_contract_tests {
             a_broadcast_yields_each_connection_once_however_many_subscriptions_it_holds,
             a_broadcast_excluding_160_users_skips_exactly_their_connections,
             a_cursor_the_store_did_not_make_is_rejected,
+            a_resumed_segment_read_continues_where_its_cursor_stopped,
         );
+        $crate::store_contract_tests!(@ledger_cases $factory;
+            a_new_request_is_claimed_and_a_second_claim_sees_it_in_progress,
+            a_completed_request_is_reported_completed_until_its_record_expires,
+            a_claim_whose_lease_ended_can_be_taken_over,
+            releasing_frees_a_claim_but_never_a_completion,
+            of_concurrent_claims_of_one_request_exactly_one_wins,
+            request_records_never_appear_in_an_audience,
+        );
+    };
+    (@ledger_cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                use $crate::store_contract::StoreFixture as _;
+                let fixture = $factory().await;
+                $crate::store_contract::$case(fixture.store(), fixture.ledger()).await;
+                fixture.finish().await;
+            }
+        )*
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(
@@ -513,6 +539,201 @@ pub async fn a_cursor_the_store_did_not_make_is_rejected(store: Store) {
         matches!(result, Err(StoreError::InvalidCursor(_))),
         "{result:?}"
     );
+}
+
+/// A cursor carried in a continuation resumes a segment with nothing lost or repeated.
+pub async fn a_resumed_segment_read_continues_where_its_cursor_stopped(store: Store) {
+    let connections: Vec<Connection> = names("c", 40).iter().map(|c| open(c, "ana")).collect();
+    save_all(&store, &connections).await;
+    let segment = Source::All(Segment::new(1, 2).expect("valid"));
+    let first = store
+        .page(&segment, None, 5, NOW)
+        .await
+        .expect("first page");
+    let cursor = first.next.clone().expect("more pages");
+
+    // A cursor is plain text: it travels in a continuation message and comes back.
+    let resumed: Vec<String> = stream_from(&store, segment.clone(), Some(cursor)).await;
+
+    let mut seen: Vec<String> = first
+        .connections
+        .iter()
+        .map(|c| c.id().to_string())
+        .chain(resumed)
+        .collect();
+    let total = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "a connection was read twice");
+    assert_eq!(seen, read_sorted(&store, segment, 100).await);
+}
+
+async fn stream_from(
+    store: &Store,
+    source: Source,
+    mut cursor: Option<wspush_ports::Cursor>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = store.page(&source, cursor, 7, NOW).await.expect("page");
+        ids.extend(page.connections.iter().map(|c| c.id().to_string()));
+        match page.next {
+            Some(next) => cursor = Some(wspush_ports::Cursor::new(next.as_str().to_owned())),
+            None => return ids,
+        }
+    }
+}
+
+fn request_id(value: &str) -> RequestId {
+    RequestId::parse(value).expect("valid request ID")
+}
+
+fn later(seconds: u64) -> Timestamp {
+    NOW.saturating_add(std::time::Duration::from_secs(seconds))
+}
+
+/// A claim holds until its lease ends.
+pub async fn a_new_request_is_claimed_and_a_second_claim_sees_it_in_progress(
+    _: Store,
+    ledger: Ledger,
+) {
+    let id = request_id("m-1");
+
+    let first = ledger.claim(&id, NOW, later(60)).await.expect("claim");
+    let second = ledger.claim(&id, later(1), later(61)).await.expect("claim");
+
+    assert_eq!(first, Claim::Claimed);
+    assert_eq!(second, Claim::InProgress { until: later(60) });
+}
+
+/// A completion is remembered until `keep_until`, and ignored after.
+pub async fn a_completed_request_is_reported_completed_until_its_record_expires(
+    _: Store,
+    ledger: Ledger,
+) {
+    let id = request_id("m-1");
+    ledger.claim(&id, NOW, later(60)).await.expect("claim");
+
+    ledger.complete(&id, later(3_600)).await.expect("complete");
+
+    assert_eq!(
+        ledger
+            .claim(&id, later(10), later(70))
+            .await
+            .expect("claim"),
+        Claim::Completed
+    );
+    assert_eq!(
+        ledger
+            .claim(&id, later(3_600), later(3_660))
+            .await
+            .expect("claim"),
+        Claim::Claimed,
+        "an expired completion record must be ignored (TTL deletion is lazy)"
+    );
+}
+
+/// A crashed delivery's claim does not block the request for ever.
+pub async fn a_claim_whose_lease_ended_can_be_taken_over(_: Store, ledger: Ledger) {
+    let id = request_id("m-1");
+    ledger.claim(&id, NOW, later(60)).await.expect("claim");
+
+    let takeover = ledger
+        .claim(&id, later(60), later(120))
+        .await
+        .expect("claim");
+    let third = ledger
+        .claim(&id, later(61), later(121))
+        .await
+        .expect("claim");
+
+    assert_eq!(takeover, Claim::Claimed);
+    assert_eq!(third, Claim::InProgress { until: later(120) });
+}
+
+/// Release is idempotent and leaves completions alone.
+pub async fn releasing_frees_a_claim_but_never_a_completion(_: Store, ledger: Ledger) {
+    let released = request_id("released");
+    let completed = request_id("completed");
+    ledger
+        .claim(&released, NOW, later(60))
+        .await
+        .expect("claim");
+    ledger
+        .claim(&completed, NOW, later(60))
+        .await
+        .expect("claim");
+    ledger
+        .complete(&completed, later(3_600))
+        .await
+        .expect("complete");
+
+    ledger.release(&released).await.expect("release");
+    ledger
+        .release(&released)
+        .await
+        .expect("release is idempotent");
+    ledger.release(&completed).await.expect("release");
+    ledger
+        .release(&request_id("never-seen"))
+        .await
+        .expect("release of an unknown request");
+
+    assert_eq!(
+        ledger
+            .claim(&released, later(1), later(61))
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+    assert_eq!(
+        ledger
+            .claim(&completed, later(1), later(61))
+            .await
+            .expect("claim"),
+        Claim::Completed
+    );
+}
+
+/// Claims are one conditional write: two deliveries never both push.
+pub async fn of_concurrent_claims_of_one_request_exactly_one_wins(_: Store, ledger: Ledger) {
+    let id = request_id("raced");
+
+    let claims = futures::future::join_all((0..8).map(|_| {
+        let ledger = Arc::clone(&ledger);
+        let id = id.clone();
+        async move { ledger.claim(&id, NOW, later(60)).await.expect("claim") }
+    }))
+    .await;
+
+    let won = claims
+        .iter()
+        .filter(|claim| **claim == Claim::Claimed)
+        .count();
+    assert_eq!(won, 1, "{claims:?}");
+    assert!(
+        claims
+            .iter()
+            .all(|claim| matches!(claim, Claim::Claimed | Claim::InProgress { .. })),
+        "{claims:?}"
+    );
+}
+
+/// Ledger records live beside connections without being read as one.
+pub async fn request_records_never_appear_in_an_audience(store: Store, ledger: Ledger) {
+    store.save(&open("c1", "ana")).await.expect("save");
+    ledger
+        .claim(&request_id("m-1"), NOW, later(60))
+        .await
+        .expect("claim");
+    ledger
+        .complete(&request_id("m-2"), later(60))
+        .await
+        .expect("complete");
+
+    let everyone = read_sorted(&store, Source::All(Segment::WHOLE), 10).await;
+
+    assert_eq!(everyone, ["c1"]);
 }
 
 /// A gateway that accepts every post and counts them.

@@ -1,7 +1,8 @@
 //! The ports of the wspush hexagon and the use-case services that drive them.
 //!
 //! What belongs here: the traits the core needs from the outside world, named by role
-//! ([`ConnectionStore`], [`ConnectionGateway`], [`NotificationPublisher`], [`Clock`]), each
+//! ([`ConnectionStore`], [`ConnectionGateway`], [`NotificationPublisher`], [`RequestLedger`],
+//! [`Clock`]), each
 //! method's contract in MUST wording, and the services (connect, disconnect, subscribe,
 //! unsubscribe, push) written against those traits only.
 //!
@@ -10,10 +11,11 @@
 //!
 //! With the `mocks` feature (and in this crate's own tests) every port also has a mockall
 //! mock: `MockConnectionStore`, `MockConnectionGateway`, `MockNotificationPublisher`,
-//! `MockClock`.
+//! `MockRequestLedger`, `MockClock`.
 
 pub mod clock;
 pub mod gateway;
+pub mod ledger;
 pub mod observer;
 pub mod publisher;
 pub mod services;
@@ -21,10 +23,16 @@ pub mod store;
 
 pub use clock::Clock;
 pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
+pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
 pub use services::connections::{ConnectionService, ServiceError};
-pub use services::push::{FailedDelivery, FailureReason, PushConfig, PushReport, PushService};
+pub use services::delivery::{
+    ContinuationConfig, Delivery, DeliveryContext, LedgerConfig, ScatterConfig,
+};
+pub use services::push::{
+    FailedDelivery, FailureReason, PushConfig, PushReport, PushService, Stop,
+};
 pub use services::subscriptions::{SubscribeError, SubscriptionService};
 pub use store::{ConnectionStore, Cursor, Page, StoreError, stream_source};
 
@@ -32,6 +40,8 @@ pub use store::{ConnectionStore, Cursor, Page, StoreError, stream_source};
 pub use clock::MockClock;
 #[cfg(any(test, feature = "mocks"))]
 pub use gateway::MockConnectionGateway;
+#[cfg(any(test, feature = "mocks"))]
+pub use ledger::MockRequestLedger;
 #[cfg(any(test, feature = "mocks"))]
 pub use publisher::MockNotificationPublisher;
 #[cfg(any(test, feature = "mocks"))]

@@ -1,12 +1,16 @@
 use std::sync::Arc;
 
 use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
-use wspush_integration_tests::store_contract::{Store, StoreFixture};
+use wspush_integration_tests::store_contract::{Ledger, Store, StoreFixture};
 
 struct DynamoDb(DynamoDbFixture);
 
 impl StoreFixture for DynamoDb {
     fn store(&self) -> Store {
+        Arc::new(self.0.store.clone())
+    }
+
+    fn ledger(&self) -> Ledger {
         Arc::new(self.0.store.clone())
     }
 

@@ -1,13 +1,17 @@
 use std::sync::Arc;
 
 use wspush_adapters::MemoryStore;
-use wspush_integration_tests::store_contract::{Store, StoreFixture};
+use wspush_integration_tests::store_contract::{Ledger, Store, StoreFixture};
 
-struct Memory(Store);
+struct Memory(Arc<MemoryStore>);
 
 impl StoreFixture for Memory {
     fn store(&self) -> Store {
-        Arc::clone(&self.0)
+        self.0.clone()
+    }
+
+    fn ledger(&self) -> Ledger {
+        self.0.clone()
     }
 
     async fn finish(self) {}

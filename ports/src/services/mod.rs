@@ -1,5 +1,6 @@
 //! The use cases, written against the ports only.
 
 pub mod connections;
+pub mod delivery;
 pub mod push;
 pub mod subscriptions;

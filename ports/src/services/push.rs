@@ -9,6 +9,11 @@
 //! shared rate ([`PushConfig::max_posts_per_second`]), which 429 answers cut and deliveries
 //! raise again, so that a throttled gateway sees the whole instance slow down, not only the
 //! retries.
+//!
+//! A push may also stop early on purpose (see [`Stop`]): at a stop point before the Lambda's
+//! deadline it starts no new post, and a broadcast found larger than the scatter threshold
+//! stops reading. What it left is returned as a [`Leftover`] that
+//! [`PushService::deliver`](crate::services::delivery) turns into continuations.
 
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,20 +21,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, FuturesUnordered, StreamExt};
 use serde::{Serialize, Serializer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wspush_domain::limits::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_POSTS_PER_SECOND};
 use wspush_domain::{
-    Admission, Connection, ConnectionId, NotificationRequest, Pacer, RetryPolicy, Segment,
-    SegmentError, Source, Targeting, Timestamp,
+    Admission, Connection, ConnectionId, Leftover, NotificationRequest, Pacer, Resume, RetryPolicy,
+    Segment, SegmentError, Source, Targeting, Timestamp,
 };
 
 use crate::clock::Clock;
 use crate::gateway::{ConnectionGateway, GatewayError};
+use crate::ledger::RequestLedger;
 use crate::observer::PushObserver;
-use crate::store::{ConnectionStore, stream_source};
+use crate::publisher::NotificationPublisher;
+use crate::services::delivery::{ContinuationConfig, LedgerConfig};
+use crate::store::{ConnectionStore, Cursor, StoreError};
 
 /// How a push runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +118,17 @@ pub struct FailedDelivery {
     pub attempts: u32,
 }
 
+/// Why a push stopped before its audience was finished, on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// The stop point before the invocation's deadline came: no new post was started.
+    Deadline,
+    /// A broadcast turned out larger than the scatter threshold: reading stopped, and the
+    /// segments left are handed to other pusher instances.
+    Scatter,
+}
+
 /// What a push did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PushReport {
@@ -135,6 +154,14 @@ pub struct PushReport {
     pub read_errors: Vec<String>,
     /// Why the push stopped early, if it did.
     pub aborted: Option<String>,
+    /// Why the push stopped before finishing its audience on purpose, if it did.
+    pub stopped: Option<Stop>,
+    /// Connections read and admitted but not posted to because of the stop.
+    pub unsent: usize,
+    /// Audience sources (users, topics, segments) not read to their end because of the stop.
+    pub unread_sources: usize,
+    /// Continuation requests enqueued for what was left (see `PushService::deliver`).
+    pub continuations: usize,
     /// Wall time of the push.
     #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
     pub elapsed: Duration,
@@ -149,6 +176,8 @@ impl PushReport {
             && self.read_errors.is_empty()
             && self.aborted.is_none()
             && self.not_attempted == 0
+            && self.unsent == 0
+            && self.unread_sources == 0
     }
 }
 
@@ -162,6 +191,7 @@ impl PushReport {
             Outcome::Gone { pruned: false } => self.prune_errors += 1,
             Outcome::Failed(failure) => self.failed.push(failure),
             Outcome::NotAttempted => self.not_attempted += 1,
+            Outcome::Unsent(_) => self.unsent += 1,
         }
     }
 }
@@ -174,20 +204,67 @@ fn as_millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok,
 pub struct PushService<S: ?Sized, G: ?Sized> {
     store: Arc<S>,
     gateway: Arc<G>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     config: PushConfig,
     segments: Vec<Segment>,
-    observers: Vec<Arc<dyn PushObserver>>,
+    pub(crate) observers: Vec<Arc<dyn PushObserver>>,
     /// Shared by every push of this service, so concurrent records share one rate.
     pacer: Option<Mutex<Pacer>>,
     epoch: Instant,
+    pub(crate) continuations: Option<(Arc<dyn NotificationPublisher>, ContinuationConfig)>,
+    pub(crate) ledger: Option<(Arc<dyn RequestLedger>, LedgerConfig)>,
 }
 
 enum Outcome {
     Delivered,
-    Gone { pruned: bool },
+    Gone {
+        pruned: bool,
+    },
     Failed(FailedDelivery),
     NotAttempted,
+    /// Not posted to because the push reached its stop point.
+    Unsent(ConnectionId),
+}
+
+/// How one run of a push may stop early.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan {
+    /// Start no post (nor retry) at or after this instant.
+    pub stop_at: Option<Instant>,
+    /// Stop reading a broadcast once more than this many connections were read.
+    pub scatter_above: Option<usize>,
+    /// The segments a broadcast is read in; the service's own when empty.
+    pub segments: Vec<Segment>,
+}
+
+/// What a run did, and what it left.
+pub(crate) struct Run {
+    pub report: PushReport,
+    pub leftover: Leftover,
+    /// Whether any page was read or any post answered: a run that stops with no progress
+    /// must not be continued as is, or it would be continued for ever.
+    pub progressed: bool,
+}
+
+/// How far one audience source has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    /// Not read yet.
+    Untouched,
+    /// A page is being read.
+    Reading,
+    /// Stopped with pages left (at its cursor).
+    Interrupted,
+    /// Read to its end.
+    Done,
+    /// A read failed (at its cursor).
+    Failed,
+}
+
+struct SourceRead {
+    source: Source,
+    cursor: Option<Cursor>,
+    state: ReadState,
 }
 
 struct Attempt {
@@ -257,6 +334,8 @@ where
                 .max_posts_per_second
                 .map(|rate| Mutex::new(Pacer::new(rate))),
             epoch: Instant::now(),
+            continuations: None,
+            ledger: None,
         })
     }
 
@@ -273,7 +352,37 @@ where
     }
 
     /// Sends `request` to its audience and reports what happened to each connection.
+    ///
+    /// It runs to the end: no stop point, no scatter, no continuation, no ledger. The
+    /// pusher's edge calls [`deliver`](Self::deliver) instead.
     pub async fn push(&self, request: &NotificationRequest) -> PushReport {
+        let run = self.run(request, &Plan::default()).await;
+        self.observe(request, &run.report);
+        run.report
+    }
+
+    /// Tells the observers about a finished push.
+    pub(crate) fn observe(&self, request: &NotificationRequest, report: &PushReport) {
+        tracing::info!(
+            delivered = report.delivered,
+            pruned = report.pruned,
+            failed = report.failed.len(),
+            excluded = report.excluded,
+            retries = report.retries,
+            unsent = report.unsent,
+            unread_sources = report.unread_sources,
+            continuations = report.continuations,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            complete = report.is_complete(),
+            "push finished"
+        );
+        for observer in &self.observers {
+            observer.pushed(request, report);
+        }
+    }
+
+    /// One run of a push under `plan`: the report, and what was left undone.
+    pub(crate) async fn run(&self, request: &NotificationRequest, plan: &Plan) -> Run {
         let started = Instant::now();
         let now = self.clock.now();
         let payload = Bytes::copy_from_slice(request.payload().as_bytes());
@@ -283,73 +392,174 @@ where
         // Two pages of read-ahead keep posts flowing while the next page is read, and bound
         // the memory a push holds to a few pages.
         let (pages_tx, mut pages_rx) = mpsc::channel::<Vec<Connection>>(2);
-        let read = self.read_audience(request, now, pages_tx, &halt, &mut report);
+        let read = self.read_audience(request, now, plan, pages_tx, &halt, &mut report);
         let pages = stream::poll_fn(move |cx| pages_rx.poll_recv(cx));
         let send = pages
             .flat_map(stream::iter)
-            .map(|connection| self.deliver(connection, payload.clone(), &halt))
+            .map(|connection| self.deliver_one(connection, payload.clone(), &halt, plan.stop_at))
             .buffer_unordered(self.config.max_in_flight)
-            .fold(PushReport::default(), |mut sent, attempt| {
-                sent.record(attempt);
-                futures::future::ready(sent)
-            });
-        let ((), sent) = tokio::join!(read, send);
+            .fold(
+                (PushReport::default(), Vec::new()),
+                |(mut sent, mut unsent), attempt| {
+                    if let Outcome::Unsent(id) = &attempt.outcome {
+                        unsent.push(id.clone());
+                    }
+                    sent.record(attempt);
+                    futures::future::ready((sent, unsent))
+                },
+            );
+        let ((reads, pages_read), (sent, unsent)) = tokio::join!(read, send);
 
         report.delivered = sent.delivered;
         report.pruned = sent.pruned;
         report.prune_errors = sent.prune_errors;
         report.failed = sent.failed;
         report.not_attempted = sent.not_attempted;
+        report.unsent = sent.unsent;
         report.retries = sent.retries;
         report.throttled = sent.throttled;
         report.aborted = halt.reason();
-        report.elapsed = started.elapsed();
-        tracing::info!(
-            delivered = report.delivered,
-            pruned = report.pruned,
-            failed = report.failed.len(),
-            excluded = report.excluded,
-            retries = report.retries,
-            elapsed_ms = report.elapsed.as_millis() as u64,
-            complete = report.is_complete(),
-            "push finished"
-        );
-        for observer in &self.observers {
-            observer.pushed(request, &report);
+        let mut leftover = Leftover {
+            unsent,
+            failed: report
+                .failed
+                .iter()
+                .map(|failure| failure.connection.clone())
+                .collect(),
+            ..Leftover::default()
+        };
+        for read in reads {
+            let resume = match read.state {
+                ReadState::Done => continue,
+                ReadState::Untouched | ReadState::Reading | ReadState::Interrupted => {
+                    &mut leftover.sources
+                }
+                ReadState::Failed => &mut leftover.failed_sources,
+            };
+            match resume_of(read.source, read.cursor) {
+                Ok(Some(left)) => resume.push(left),
+                Ok(None) => continue,
+                Err(error) => report.read_errors.push(with_causes(&error)),
+            }
         }
-        report
+        report.unread_sources = leftover.sources.len();
+        let at_stop = plan.stop_at.is_some_and(|stop| Instant::now() >= stop);
+        if report.stopped.is_none() && at_stop && (report.unsent > 0 || report.unread_sources > 0) {
+            report.stopped = Some(Stop::Deadline);
+        }
+        report.elapsed = started.elapsed();
+        let progressed = pages_read > 0
+            || report.delivered + report.pruned + report.prune_errors + report.failed.len() > 0;
+        Run {
+            report,
+            leftover,
+            progressed,
+        }
     }
 
     /// Reads the audience page by page, applies the targeting, and hands admitted
-    /// connections to the senders.
+    /// connections to the senders. Returns how far each source was read, and how many
+    /// pages were read.
+    ///
+    /// Each source has at most one page read at a time and `read_concurrency` sources are
+    /// read at once. A source's cursor only moves past a page once that page's connections
+    /// are handed on, so a stop at any moment leaves every source at a cursor from which
+    /// nothing was lost and nothing will be read twice. At the stop point a request whose
+    /// sources overlap is still read to its end (nothing is posted), since only this push's
+    /// de-duplication knows which connections it already admitted.
     async fn read_audience(
         &self,
         request: &NotificationRequest,
         now: Timestamp,
+        plan: &Plan,
         pages_tx: mpsc::Sender<Vec<Connection>>,
         halt: &Halt,
         report: &mut PushReport,
-    ) {
+    ) -> (Vec<SourceRead>, usize) {
         let mut targeting = Targeting::for_request(request);
-        let mut pages = stream::iter(Source::for_request(request, &self.segments))
-            .map(|source| {
-                stream_source(Arc::clone(&self.store), source, self.config.page_size, now).boxed()
+        let read_to_the_end = targeting.deduplicates();
+        let segments = if plan.segments.is_empty() {
+            &self.segments
+        } else {
+            &plan.segments
+        };
+        let mut reads: Vec<SourceRead> = Source::for_request(request, segments)
+            .into_iter()
+            .map(|source| SourceRead {
+                source,
+                cursor: None,
+                state: ReadState::Untouched,
             })
-            .flatten_unordered(self.config.read_concurrency);
-        while let Some(page) = pages.next().await {
-            if halt.is_set() {
-                break;
+            .collect();
+        if let (Some(cursor), [only]) = (request.cursor(), reads.as_mut_slice()) {
+            only.cursor = Some(Cursor::new(cursor));
+        }
+        let page_size = self.config.page_size;
+        let read_page = |index: usize, read: &SourceRead| {
+            let store = Arc::clone(&self.store);
+            let source = read.source.clone();
+            let cursor = read.cursor.clone();
+            async move { (index, store.page(&source, cursor, page_size, now).await) }
+        };
+        let past_stop = || plan.stop_at.is_some_and(|stop| Instant::now() >= stop);
+        let mut scattered = false;
+        let may_read =
+            |scattered: bool| !halt.is_set() && !scattered && (read_to_the_end || !past_stop());
+        let mut in_flight = FuturesUnordered::new();
+        let mut next_source = 0;
+        let mut connections_read = 0usize;
+        let mut pages_read = 0usize;
+        loop {
+            while may_read(scattered)
+                && in_flight.len() < self.config.read_concurrency
+                && next_source < reads.len()
+            {
+                reads[next_source].state = ReadState::Reading;
+                in_flight.push(read_page(next_source, &reads[next_source]));
+                next_source += 1;
             }
-            let connections = match page {
-                Ok(connections) => connections,
+            let Some((index, page)) = in_flight.next().await else {
+                break;
+            };
+            if !may_read(scattered) {
+                // Dropped unread: the source stays at the cursor this page started from.
+                reads[index].state = ReadState::Interrupted;
+                continue;
+            }
+            let page = match page {
+                Ok(page) => page,
                 Err(error) => {
                     let message = with_causes(&error);
                     tracing::warn!(error = %message, "reading the audience failed");
                     report.read_errors.push(message);
+                    reads[index].state = ReadState::Failed;
                     continue;
                 }
             };
-            let admitted: Vec<Connection> = connections
+            pages_read += 1;
+            connections_read += page.connections.len();
+            reads[index].cursor = page.next;
+            if let Some(above) = plan.scatter_above
+                && connections_read > above
+                && !scattered
+            {
+                tracing::info!(
+                    connections_read,
+                    above,
+                    "the broadcast is larger than the scatter threshold; handing the rest on"
+                );
+                scattered = true;
+                report.stopped = Some(Stop::Scatter);
+            }
+            if reads[index].cursor.is_none() {
+                reads[index].state = ReadState::Done;
+            } else if may_read(scattered) {
+                in_flight.push(read_page(index, &reads[index]));
+            } else {
+                reads[index].state = ReadState::Interrupted;
+            }
+            let admitted: Vec<Connection> = page
+                .connections
                 .into_iter()
                 .filter(|connection| match targeting.admit(connection) {
                     Admission::Admit => true,
@@ -367,10 +577,18 @@ where
                 break;
             }
         }
+        (reads, pages_read)
     }
 
-    /// Posts to one connection, retrying what may succeed later.
-    async fn deliver(&self, connection: Connection, payload: Bytes, halt: &Halt) -> Attempt {
+    /// Posts to one connection, retrying what may succeed later, unless the stop point has
+    /// come (then it is left unsent, for a continuation).
+    async fn deliver_one(
+        &self,
+        connection: Connection,
+        payload: Bytes,
+        halt: &Halt,
+        stop_at: Option<Instant>,
+    ) -> Attempt {
         let policy = &self.config.retry;
         let started = Instant::now();
         let mut attempt = Attempt {
@@ -379,12 +597,17 @@ where
             throttled: 0,
         };
         let id = connection.id();
+        let stopped = |at: Instant| stop_at.is_some_and(|stop| at >= stop);
         loop {
             if halt.is_set() {
                 return attempt;
             }
             let attempts = attempt.retries + 1;
             self.pace().await;
+            if stopped(Instant::now()) {
+                attempt.outcome = Outcome::Unsent(id.clone());
+                return attempt;
+            }
             let error = match self.gateway.post(id, payload.clone()).await {
                 Ok(()) => {
                     self.with_pacer(Pacer::delivered);
@@ -408,6 +631,13 @@ where
                     }
                     attempt.throttled += u32::from(throttled);
                     let delay = policy.delay(attempt.retries, fastrand::f64());
+                    if policy.allows_retry(attempts, started.elapsed(), delay)
+                        && stopped(Instant::now() + delay)
+                    {
+                        // The retry would come after the stop point: a continuation gets it.
+                        attempt.outcome = Outcome::Unsent(id.clone());
+                        return attempt;
+                    }
                     if policy.allows_retry(attempts, started.elapsed(), delay) {
                         tracing::debug!(connection = %id, ?delay, %error, "retrying post");
                         tokio::time::sleep(delay).await;
@@ -480,8 +710,27 @@ where
     }
 }
 
+/// Where `source` resumes from `cursor`; `None` when nothing is left of it. A list of
+/// connections resumes as the rest of the list, since its cursor is a position in it.
+fn resume_of(source: Source, cursor: Option<Cursor>) -> Result<Option<Resume>, StoreError> {
+    match source {
+        Source::Connections(ids) => {
+            let start = Cursor::offset_of(cursor.as_ref())?;
+            let rest = ids.get(start..).unwrap_or_default().to_vec();
+            Ok((!rest.is_empty()).then(|| Resume {
+                source: Source::Connections(rest),
+                cursor: None,
+            }))
+        }
+        source => Ok(Some(Resume {
+            source,
+            cursor: cursor.map(|cursor| cursor.as_str().to_owned()),
+        })),
+    }
+}
+
 /// An error and its chain of causes, as one line.
-fn with_causes(error: &dyn StdError) -> String {
+pub(crate) fn with_causes(error: &dyn StdError) -> String {
     let mut message = error.to_string();
     let mut cause = error.source();
     while let Some(inner) = cause {

@@ -1,0 +1,362 @@
+//! Delivering a notification request as the pusher's edge does: idempotently, within the
+//! invocation's deadline, handing what is left to the notification queue.
+//!
+//! [`PushService::deliver`] wraps a push:
+//!
+//! 1. **Redelivery.** With a [`RequestLedger`], the request's ID (its `id` field, else the
+//!    SQS or SNS message ID) is claimed first. A request completed before is skipped
+//!    ([`Delivery::Duplicate`]); one that another delivery is pushing right now is answered
+//!    [`Delivery::InProgress`], which the edge reports failed so that SQS tries again later.
+//! 2. **Deadline.** With continuations, the push stops starting posts at the deadline minus
+//!    a safety margin.
+//! 3. **Scatter.** With continuations and a scatter threshold, a broadcast is read in many
+//!    segments and, once more connections than the threshold were read, the segments left
+//!    are enqueued as segment requests for other pusher instances.
+//! 4. **Continuations.** What the push left (see [`wspush_domain::continuation`]) is
+//!    enqueued as narrowed requests. Connections that still failed after their retries go to
+//!    the next generation, up to the bound; past it, the request fails.
+//! 5. The request is recorded completed when it was pushed or handed on in full, and its
+//!    claim is released when it failed, so that its retry may start at once.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wspush_domain::{
+    ContinuationLimits, NotificationRequest, RequestId, Segment, SegmentError, Timestamp,
+    plan_continuations,
+};
+
+use std::sync::Arc;
+
+use crate::gateway::ConnectionGateway;
+use crate::ledger::{Claim, RequestLedger};
+use crate::publisher::NotificationPublisher;
+use crate::services::push::{Plan, PushReport, PushService, Stop, with_causes};
+use crate::store::ConnectionStore;
+
+/// How continuations are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContinuationConfig {
+    /// The generation bound, and the largest message the queue takes.
+    pub limits: ContinuationLimits,
+    /// How long before the deadline the push stops starting posts (default 5 s): it must
+    /// cover a post in flight (its timeout) and enqueueing the continuations.
+    pub deadline_margin: Duration,
+    /// When broadcasts are scattered over other pusher instances; `None` never.
+    pub scatter: Option<ScatterConfig>,
+}
+
+impl Default for ContinuationConfig {
+    fn default() -> Self {
+        Self {
+            limits: ContinuationLimits::default(),
+            deadline_margin: Duration::from_secs(5),
+            scatter: None,
+        }
+    }
+}
+
+/// When and how a broadcast is scattered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScatterConfig {
+    /// A broadcast is scattered once it has read more than this many connections.
+    pub above: usize,
+    /// The segments a scattered broadcast is split into (each one request).
+    pub segments: u32,
+}
+
+impl ScatterConfig {
+    /// A scatter of broadcasts above `above` connections into `segments` segments.
+    pub fn new(above: usize, segments: u32) -> Result<Self, SegmentError> {
+        Segment::all(segments)?;
+        Ok(Self { above, segments })
+    }
+}
+
+/// How the ledger is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// How long a completed request is remembered (default 24 hours).
+    pub keep_completed: Duration,
+    /// How long a claim lasts when the invocation has no deadline (default 15 minutes,
+    /// Lambda's longest timeout); with a deadline the claim lasts until it.
+    pub lease_without_deadline: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            keep_completed: Duration::from_secs(24 * 60 * 60),
+            lease_without_deadline: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What the edge knows about one delivery of a request.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryContext {
+    /// When the invocation is killed (Lambda's deadline), if it is.
+    pub deadline: Option<Instant>,
+    /// The ID of the message that carried the request (SQS or SNS), used when the request
+    /// has no `id` of its own.
+    pub message_id: Option<RequestId>,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// Every connection of the audience was reached (or pruned).
+    Complete(PushReport),
+    /// Part was pushed and the rest was enqueued as continuations (`report.continuations`).
+    Continued(PushReport),
+    /// The request was completed by an earlier delivery: skipped.
+    Duplicate(RequestId),
+    /// Another delivery is pushing this request now.
+    InProgress {
+        /// The request.
+        id: RequestId,
+        /// When that delivery's claim ends.
+        until: Timestamp,
+    },
+    /// The request must be reported failed to its source, so that it is retried or
+    /// dead-lettered.
+    Failed {
+        /// What the push did, if it ran.
+        report: Option<PushReport>,
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+impl Delivery {
+    /// Whether the source may forget the request (complete, continued, or a duplicate).
+    pub fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Delivery::Complete(_) | Delivery::Continued(_) | Delivery::Duplicate(_)
+        )
+    }
+
+    /// The push's report, if it ran.
+    pub fn report(&self) -> Option<&PushReport> {
+        match self {
+            Delivery::Complete(report) | Delivery::Continued(report) => Some(report),
+            Delivery::Failed { report, .. } => report.as_ref(),
+            Delivery::Duplicate(_) | Delivery::InProgress { .. } => None,
+        }
+    }
+
+    /// A one-word name of the outcome, for logs and answers.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Delivery::Complete(_) => "complete",
+            Delivery::Continued(_) => "continued",
+            Delivery::Duplicate(_) => "duplicate",
+            Delivery::InProgress { .. } => "in_progress",
+            Delivery::Failed { .. } => "failed",
+        }
+    }
+}
+
+impl<S, G> PushService<S, G>
+where
+    S: ConnectionStore + ?Sized,
+    G: ConnectionGateway + ?Sized,
+{
+    /// Hands what a push leaves (deadline, scatter, failures) to `publisher`, the
+    /// notification queue.
+    #[must_use]
+    pub fn with_continuations(
+        mut self,
+        publisher: Arc<dyn NotificationPublisher>,
+        config: ContinuationConfig,
+    ) -> Self {
+        self.continuations = Some((publisher, config));
+        self
+    }
+
+    /// Skips requests that `ledger` records as completed.
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: Arc<dyn RequestLedger>, config: LedgerConfig) -> Self {
+        self.ledger = Some((ledger, config));
+        self
+    }
+
+    /// Delivers `request` (see the module docs): the edge reports it failed to its source
+    /// unless [`Delivery::succeeded`].
+    pub async fn deliver(
+        &self,
+        request: &NotificationRequest,
+        context: &DeliveryContext,
+    ) -> Delivery {
+        let id = request.id().or(context.message_id.as_ref());
+        let claimed = match (&self.ledger, id) {
+            (Some((ledger, config)), Some(id)) => {
+                match self.claim(ledger.as_ref(), config, id, context).await {
+                    Ok(()) => Some((ledger, config, id)),
+                    Err(early) => return early,
+                }
+            }
+            _ => None,
+        };
+        let plan = self.plan(request, context);
+        let run = self.run(request, &plan).await;
+        let mut report = run.report;
+        let outcome = if run.leftover.is_empty() && report.is_complete() {
+            Ok(())
+        } else if let Some(reason) = &report.aborted {
+            Err(format!("the push stopped: {reason}"))
+        } else if let Some((publisher, config)) = &self.continuations {
+            if report.stopped == Some(Stop::Deadline) && !run.progressed {
+                Err(
+                    "the stop point before the deadline came before any progress; \
+                     raise the function's timeout or lower the deadline margin"
+                        .to_owned(),
+                )
+            } else {
+                match plan_continuations(request, id, run.leftover, config.limits) {
+                    Ok(continuations) => self
+                        .enqueue(publisher.as_ref(), &continuations)
+                        .await
+                        .map(|enqueued| report.continuations = enqueued),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        } else {
+            Err(incomplete(&report))
+        };
+        if let Some((ledger, config, id)) = claimed {
+            self.settle(ledger.as_ref(), config, id, outcome.is_ok())
+                .await;
+        }
+        self.observe(request, &report);
+        match outcome {
+            Ok(()) if report.continuations > 0 => Delivery::Continued(report),
+            Ok(()) => Delivery::Complete(report),
+            Err(reason) => {
+                tracing::warn!(%reason, "the request must be retried by its source");
+                Delivery::Failed {
+                    report: Some(report),
+                    reason,
+                }
+            }
+        }
+    }
+
+    /// The stop point and the scatter for this request.
+    fn plan(&self, request: &NotificationRequest, context: &DeliveryContext) -> Plan {
+        let Some((_, config)) = &self.continuations else {
+            return Plan::default();
+        };
+        let mut plan = Plan {
+            stop_at: context.deadline.map(|deadline| {
+                deadline
+                    .checked_sub(config.deadline_margin)
+                    .unwrap_or(deadline)
+            }),
+            ..Plan::default()
+        };
+        if let Some(scatter) = config.scatter
+            && request.is_broadcast()
+            && request.segment().is_none()
+            && let Ok(segments) = Segment::all(scatter.segments)
+        {
+            plan.scatter_above = Some(scatter.above);
+            plan.segments = segments;
+        }
+        plan
+    }
+
+    /// Claims `id`, or says how the delivery ends without a push.
+    async fn claim(
+        &self,
+        ledger: &dyn RequestLedger,
+        config: &LedgerConfig,
+        id: &RequestId,
+        context: &DeliveryContext,
+    ) -> Result<(), Delivery> {
+        let now = self.clock.now();
+        let lease = context
+            .deadline
+            .map_or(config.lease_without_deadline, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+        match ledger.claim(id, now, now.saturating_add(lease)).await {
+            Ok(Claim::Claimed) => Ok(()),
+            Ok(Claim::Completed) => {
+                tracing::info!(request_id = %id, "skipping a request that was already pushed");
+                Err(Delivery::Duplicate(id.clone()))
+            }
+            Ok(Claim::InProgress { until }) => {
+                tracing::warn!(request_id = %id, until_ms = until.unix_millis(), "another delivery is pushing this request; it will be retried");
+                Err(Delivery::InProgress {
+                    id: id.clone(),
+                    until,
+                })
+            }
+            Err(error) => Err(Delivery::Failed {
+                report: None,
+                reason: format!("claiming request {id} failed: {}", with_causes(&error)),
+            }),
+        }
+    }
+
+    /// Records the outcome in the ledger. A failure to record is logged, not fatal: the
+    /// push itself is done (or reported failed) either way.
+    async fn settle(
+        &self,
+        ledger: &dyn RequestLedger,
+        config: &LedgerConfig,
+        id: &RequestId,
+        succeeded: bool,
+    ) {
+        let result = if succeeded {
+            let keep_until = self.clock.now().saturating_add(config.keep_completed);
+            ledger.complete(id, keep_until).await
+        } else {
+            ledger.release(id).await
+        };
+        if let Err(error) = result {
+            tracing::error!(request_id = %id, succeeded, error = %with_causes(&error), "recording the request in the ledger failed; a redelivery may push it again");
+        }
+    }
+
+    /// Enqueues continuations; how many, or why not all.
+    async fn enqueue(
+        &self,
+        publisher: &dyn NotificationPublisher,
+        continuations: &[NotificationRequest],
+    ) -> Result<usize, String> {
+        let results = publisher.publish_batch(continuations).await;
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|result| result.as_ref().err().map(|error| with_causes(error)))
+            .collect();
+        if let Some(first) = failed.first() {
+            return Err(format!(
+                "{} of {} continuations could not be enqueued: {first}",
+                failed.len(),
+                continuations.len()
+            ));
+        }
+        tracing::info!(
+            continuations = continuations.len(),
+            "enqueued continuations"
+        );
+        Ok(continuations.len())
+    }
+}
+
+fn incomplete(report: &PushReport) -> String {
+    let mut text = format!(
+        "the push did not reach every connection: delivered {}, failed {}, not attempted {}, read errors {}",
+        report.delivered,
+        report.failed.len(),
+        report.not_attempted,
+        report.read_errors.len()
+    );
+    if let Some(first) = report.read_errors.first() {
+        text.push_str(&format!(" (first: {first})"));
+    }
+    text
+}
