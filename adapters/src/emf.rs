@@ -3,9 +3,12 @@
 //! In Lambda, a JSON object written on its own line to stdout with an `_aws` member is turned
 //! into CloudWatch metrics by the Logs service: no API calls, no agent. Each push writes one
 //! line in the namespace given (dimension `Function`), with the metrics `Delivered`,
-//! `Pruned`, `Throttled`, `Retries`, `Failed`, `NotAttempted` (counts) and `Duration`
+//! `Pruned`, `Throttled`, `Retries`, `Failed`, `NotAttempted`, `Unsent` (left for a
+//! continuation at the deadline), `Continuations` (requests enqueued) (counts) and `Duration`
 //! (milliseconds), and properties that do not become metrics but can be searched in Logs
-//! Insights: `Complete`, `Audience`, `Excluded`, `Duplicates`, `ReadErrors`, `Aborted`.
+//! Insights: `Complete`, `Audience`, `Excluded`, `Duplicates`, `ReadErrors`, `Aborted`,
+//! `Stopped` (`deadline` or `scatter`), `UnreadSources`, `Generation` and `RequestId` (the
+//! request's own `id`; the SQS message ID is in the log lines of its span).
 
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
@@ -81,6 +84,8 @@ pub fn render(
         ("Retries", report.retries),
         ("Failed", report.failed.len()),
         ("NotAttempted", report.not_attempted),
+        ("Unsent", report.unsent),
+        ("Continuations", report.continuations),
     ];
     let mut metrics: Vec<Value> = counts
         .iter()
@@ -104,6 +109,10 @@ pub fn render(
         "Duplicates": report.duplicates,
         "ReadErrors": report.read_errors.len(),
         "Aborted": report.aborted,
+        "Stopped": report.stopped,
+        "UnreadSources": report.unread_sources,
+        "Generation": request.generation(),
+        "RequestId": request.id().map(|id| id.as_str()),
     });
     if let Some(fields) = line.as_object_mut() {
         for (name, count) in counts {
@@ -135,6 +144,9 @@ mod tests {
                 attempts: 6,
             }],
             excluded: 1,
+            unsent: 5,
+            continuations: 2,
+            stopped: Some(wspush_ports::Stop::Deadline),
             elapsed: Duration::from_millis(1500),
             ..PushReport::default()
         }
@@ -142,8 +154,10 @@ mod tests {
 
     #[test]
     fn every_declared_metric_is_a_number_in_the_line_and_the_dimension_is_set() {
-        let request = NotificationRequest::parse(r#"{"users":["u-1"],"data":{"secret":"x"}}"#)
-            .expect("valid");
+        let request = NotificationRequest::parse(
+            r#"{"users":["u-1"],"data":{"secret":"x"},"id":"order-9","generation":1}"#,
+        )
+        .expect("valid");
 
         let line: Value = serde_json::from_str(&render(
             "wspush",
@@ -174,6 +188,8 @@ mod tests {
                 "Retries",
                 "Failed",
                 "NotAttempted",
+                "Unsent",
+                "Continuations",
                 "Duration"
             ]
         );
@@ -181,7 +197,10 @@ mod tests {
             .iter()
             .map(|name| line[name].as_f64().expect("a number"))
             .collect();
-        assert_eq!(values, [7.0, 2.0, 3.0, 4.0, 1.0, 0.0, 1500.0]);
+        assert_eq!(values, [7.0, 2.0, 3.0, 4.0, 1.0, 0.0, 5.0, 2.0, 1500.0]);
+        assert_eq!(line["Stopped"], "deadline");
+        assert_eq!(line["Generation"], 1);
+        assert_eq!(line["RequestId"], "order-9");
         assert_eq!(line["Complete"], false);
         assert_eq!(line["Audience"], "targeted");
         assert!(

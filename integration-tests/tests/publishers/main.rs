@@ -259,7 +259,7 @@ async fn a_request_through_sqs_reaches_sockets_on_the_local_gateway() {
         wspush_ports::PushConfig::default(),
     )
     .expect("config");
-    let answer = wspush_handlers::handle_invocation(&event, &pusher)
+    let answer = wspush_handlers::handle_invocation(&event, &pusher, None)
         .await
         .expect("handled");
     let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())

@@ -17,6 +17,8 @@ pub mod subscribe;
 
 pub use connect::{IdentitySource, handle_connect};
 pub use disconnect::handle_disconnect;
-pub use pusher::{PusherError, handle_invocation, handle_sns, handle_sqs};
+pub use pusher::{
+    PusherError, delivery_answer, handle_direct, handle_invocation, handle_sns, handle_sqs,
+};
 pub use settings::SettingsError;
 pub use subscribe::handle_route;

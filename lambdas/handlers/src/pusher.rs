@@ -1,14 +1,19 @@
 //! The pusher: notification requests from SQS batches, SNS, or a direct invoke.
 //!
-//! - **SQS**: the records of a batch are pushed concurrently, one tracing span each. The
-//!   answer lists in `batchItemFailures` exactly the records that were malformed or whose push
-//!   did not reach every connection, so SQS retries them or moves them to the dead-letter
-//!   queue (the event source mapping must enable `ReportBatchItemFailures`). A retried record
-//!   is pushed again to its whole audience: delivery is at least once.
-//! - **SNS** invokes asynchronously, one record at a time: a malformed or incomplete record
-//!   fails the invocation, so Lambda retries it and then hands it to the function's on-failure
+//! - **SQS**: the records of a batch are delivered concurrently, one tracing span each. The
+//!   answer lists in `batchItemFailures` exactly the records that were malformed or whose
+//!   delivery failed (see [`Delivery`]), so SQS retries them or moves them to the dead-letter
+//!   queue (the event source mapping must enable `ReportBatchItemFailures`).
+//! - **SNS** invokes asynchronously, one record at a time: a malformed or failed record fails
+//!   the invocation, so Lambda retries it and then hands it to the function's on-failure
 //!   destination or dead-letter queue.
-//! - **Direct invoke**: the payload is a notification request; the answer is the push report.
+//! - **Direct invoke**: the payload is a notification request; the answer is the push report
+//!   with the delivery's `outcome`.
+//!
+//! Each request is delivered through [`PushService::deliver`]: with the invocation's deadline
+//! (continuations carry what the deadline leaves, when a queue is configured), and with the
+//! SQS or SNS message ID as the request's ID when it has no `id` of its own (a redelivered
+//! request is then skipped when a ledger is configured).
 //!
 //! The handler takes the raw payload text, so a request's `data` is sent exactly as its
 //! producer wrote it (key order, number spelling) and duplicate fields are caught.
@@ -18,9 +23,10 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::future::join_all;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 use tracing::Instrument;
-use wspush_domain::{NotificationRequest, RequestError};
-use wspush_ports::{ConnectionGateway, ConnectionStore, PushReport, PushService};
+use wspush_domain::{NotificationRequest, RequestError, RequestId};
+use wspush_ports::{ConnectionGateway, ConnectionStore, Delivery, DeliveryContext, PushService};
 
 /// Why a pusher invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +37,9 @@ pub enum PusherError {
     /// A notification request was malformed.
     #[error("invalid notification request: {0}")]
     Request(#[from] RequestError),
-    /// A push did not reach every connection of its audience.
-    #[error("the push did not reach every connection: {0}")]
-    Incomplete(String),
+    /// A delivery failed and must be retried by its source.
+    #[error("delivery failed: {0}")]
+    Failed(String),
 }
 
 /// Top-level shape of an event: only events have `Records` (a notification request with it
@@ -52,10 +58,11 @@ struct RecordProbe {
     sns_source: Option<String>,
 }
 
-/// Handles any pusher invocation, given its raw JSON payload.
+/// Handles any pusher invocation, given its raw JSON payload and the invocation's deadline.
 pub async fn handle_invocation<S, G>(
     payload: &str,
     service: &PushService<S, G>,
+    deadline: Option<Instant>,
 ) -> Result<Value, PusherError>
 where
     S: ConnectionStore + ?Sized,
@@ -69,27 +76,55 @@ where
     match first {
         Some(record) if record.sqs_source.as_deref() == Some("aws:sqs") => {
             let event: SqsEvent = serde_json::from_str(payload).map_err(PusherError::Event)?;
-            let answer = handle_sqs(event, service).await;
+            let answer = handle_sqs(event, service, deadline).await;
             serde_json::to_value(answer).map_err(PusherError::Event)
         }
         Some(record) if record.sns_source.as_deref() == Some("aws:sns") => {
             let event: SnsEvent = serde_json::from_str(payload).map_err(PusherError::Event)?;
-            let reports = handle_sns(event, service).await?;
-            Ok(json!({ "pushed": reports.len() }))
+            let deliveries = handle_sns(event, service, deadline).await?;
+            Ok(json!({ "pushed": deliveries.len() }))
         }
         _ => {
-            let report = handle_direct(payload, service).await?;
-            let mut answer = serde_json::to_value(&report).map_err(PusherError::Event)?;
-            if let Some(fields) = answer.as_object_mut() {
-                fields.insert("complete".into(), Value::Bool(report.is_complete()));
-            }
-            Ok(answer)
+            let context = DeliveryContext {
+                deadline,
+                message_id: None,
+            };
+            let delivery = handle_direct(payload, service, &context).await?;
+            Ok(delivery_answer(&delivery))
         }
     }
 }
 
-/// Pushes every record of an SQS batch concurrently; the answer names the records to retry.
-pub async fn handle_sqs<S, G>(event: SqsEvent, service: &PushService<S, G>) -> SqsBatchResponse
+/// The answer to a direct invoke or a local `POST /notifications`: the push report, with
+/// `complete`, the delivery's `outcome`, and its `reason` or request `id` when it has one.
+pub fn delivery_answer(delivery: &Delivery) -> Value {
+    let mut answer = delivery
+        .report()
+        .and_then(|report| serde_json::to_value(report).ok())
+        .unwrap_or_else(|| json!({}));
+    if let Some(fields) = answer.as_object_mut() {
+        let complete = delivery.report().is_some_and(|report| report.is_complete());
+        fields.insert("complete".into(), Value::Bool(complete));
+        fields.insert("outcome".into(), Value::from(delivery.outcome()));
+        match delivery {
+            Delivery::Failed { reason, .. } => {
+                fields.insert("reason".into(), Value::from(reason.as_str()));
+            }
+            Delivery::Duplicate(id) | Delivery::InProgress { id, .. } => {
+                fields.insert("id".into(), Value::from(id.as_str()));
+            }
+            Delivery::Complete(_) | Delivery::Continued(_) => {}
+        }
+    }
+    answer
+}
+
+/// Delivers every record of an SQS batch concurrently; the answer names the records to retry.
+pub async fn handle_sqs<S, G>(
+    event: SqsEvent,
+    service: &PushService<S, G>,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse
 where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
@@ -100,7 +135,7 @@ where
             message_id = message.message_id.as_deref().unwrap_or("")
         );
         async move {
-            let failed = !push_sqs_message(&message, service).await;
+            let failed = !deliver_sqs_message(&message, service, deadline).await;
             (message.message_id, failed)
         }
         .instrument(span)
@@ -124,8 +159,12 @@ where
     answer
 }
 
-/// Whether the message's push is done (nothing to retry).
-async fn push_sqs_message<S, G>(message: &SqsMessage, service: &PushService<S, G>) -> bool
+/// Whether the message's delivery succeeded (nothing to retry).
+async fn deliver_sqs_message<S, G>(
+    message: &SqsMessage,
+    service: &PushService<S, G>,
+    deadline: Option<Instant>,
+) -> bool
 where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
@@ -134,69 +173,80 @@ where
         tracing::error!("the SQS message has no body; reporting it failed");
         return false;
     };
-    match NotificationRequest::parse(body) {
-        Ok(request) => {
-            let report = service.push(&request).await;
-            if !report.is_complete() {
-                tracing::warn!(summary = %summary(&report), "push incomplete; reporting the message failed");
-            }
-            report.is_complete()
-        }
-        Err(error) => {
-            tracing::error!(%error, field = error.field(), "malformed notification request; reporting the message failed");
-            false
-        }
+    let context = DeliveryContext {
+        deadline,
+        message_id: message_id(message.message_id.as_deref()),
+    };
+    match handle_direct(body, service, &context).await {
+        Ok(delivery) => delivery.succeeded(),
+        Err(_) => false,
     }
 }
 
-/// Pushes each SNS record; the first malformed or incomplete one fails the invocation.
+/// Delivers each SNS record; the first malformed or failed one fails the invocation.
 pub async fn handle_sns<S, G>(
     event: SnsEvent,
     service: &PushService<S, G>,
-) -> Result<Vec<PushReport>, PusherError>
+    deadline: Option<Instant>,
+) -> Result<Vec<Delivery>, PusherError>
 where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
 {
-    let mut reports = Vec::with_capacity(event.records.len());
+    let mut deliveries = Vec::with_capacity(event.records.len());
     for record in event.records {
         let span = tracing::info_span!("sns_record", message_id = %record.sns.message_id);
-        let report = handle_direct(&record.sns.message, service)
+        let context = DeliveryContext {
+            deadline,
+            message_id: message_id(Some(&record.sns.message_id)),
+        };
+        let delivery = handle_direct(&record.sns.message, service, &context)
             .instrument(span)
             .await?;
-        if !report.is_complete() {
-            return Err(PusherError::Incomplete(summary(&report)));
+        if let Delivery::Failed { reason, .. } = &delivery {
+            return Err(PusherError::Failed(reason.clone()));
         }
-        reports.push(report);
+        if let Delivery::InProgress { id, .. } = &delivery {
+            return Err(PusherError::Failed(format!(
+                "request {id} is being pushed by another delivery"
+            )));
+        }
+        deliveries.push(delivery);
     }
-    Ok(reports)
+    Ok(deliveries)
 }
 
-/// Parses and pushes one notification request.
+/// Parses and delivers one notification request.
 pub async fn handle_direct<S, G>(
     text: &str,
     service: &PushService<S, G>,
-) -> Result<PushReport, PusherError>
+    context: &DeliveryContext,
+) -> Result<Delivery, PusherError>
 where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
 {
     let request = NotificationRequest::parse(text).inspect_err(|error| {
-        tracing::error!(%error, field = error.field(), "malformed notification request");
+        tracing::error!(%error, field = error.field(), "malformed notification request; reporting it failed");
     })?;
-    Ok(service.push(&request).await)
+    let delivery = service.deliver(&request, context).await;
+    tracing::info!(
+        outcome = delivery.outcome(),
+        request_id = request
+            .id()
+            .or(context.message_id.as_ref())
+            .map(RequestId::as_str),
+        generation = request.generation(),
+        "delivery finished"
+    );
+    Ok(delivery)
 }
 
-fn summary(report: &PushReport) -> String {
-    let mut text = format!(
-        "delivered {}, failed {}, not attempted {}, read errors {}",
-        report.delivered,
-        report.failed.len(),
-        report.not_attempted,
-        report.read_errors.len()
-    );
-    if let Some(reason) = &report.aborted {
-        text.push_str(&format!(", aborted: {reason}"));
-    }
-    text
+/// A message ID as a request ID; `None` (no idempotency) for one that breaks the rules,
+/// which SQS and SNS never send.
+fn message_id(id: Option<&str>) -> Option<RequestId> {
+    let id = id?;
+    RequestId::parse(id)
+        .inspect_err(|error| tracing::warn!(%error, "the message ID cannot serve as a request ID"))
+        .ok()
 }

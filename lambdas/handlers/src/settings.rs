@@ -4,10 +4,11 @@
 //! in tests); a missing or malformed variable fails the cold start with its name.
 
 use std::str::FromStr;
+use std::time::Duration;
 
-use wspush_domain::SubscriptionPolicy;
-use wspush_domain::limits::DEFAULT_MAX_POSTS_PER_SECOND;
-use wspush_ports::PushConfig;
+use wspush_domain::limits::{DEFAULT_MAX_POSTS_PER_SECOND, MAX_GENERATION};
+use wspush_domain::{ContinuationLimits, SubscriptionPolicy};
+use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig, ScatterConfig};
 
 use crate::connect::IdentitySource;
 
@@ -35,6 +36,24 @@ pub const BROADCAST_SEGMENTS: &str = "WSPUSH_BROADCAST_SEGMENTS";
 pub const MAX_POSTS_PER_SECOND: &str = "WSPUSH_MAX_POSTS_PER_SECOND";
 /// The CloudWatch namespace of the pusher's metrics (default `wspush`; `off` writes none).
 pub const METRICS_NAMESPACE: &str = "WSPUSH_METRICS_NAMESPACE";
+
+/// The SQS queue URL the pusher enqueues continuations to (the notification queue); unset
+/// for none: a push that cannot finish is then reported failed whole.
+pub const QUEUE_URL: &str = "WSPUSH_QUEUE_URL";
+/// How many times connections that still fail after their retries are re-enqueued
+/// (default 3; 0 reports the request failed at once).
+pub const MAX_GENERATIONS: &str = "WSPUSH_MAX_GENERATIONS";
+/// Milliseconds before the Lambda deadline at which a push stops starting posts and hands
+/// the rest on (default 5,000).
+pub const DEADLINE_MARGIN_MS: &str = "WSPUSH_DEADLINE_MARGIN_MS";
+/// A broadcast is scattered once it has read more than this many connections (default
+/// 10,000; `off` never scatters).
+pub const SCATTER_ABOVE: &str = "WSPUSH_SCATTER_ABOVE";
+/// The segments a scattered broadcast is split into (default 16).
+pub const SCATTER_SEGMENTS: &str = "WSPUSH_SCATTER_SEGMENTS";
+/// Seconds a completed request is remembered to skip its redeliveries (default 86,400;
+/// `off` for no ledger).
+pub const IDEMPOTENCY_TTL_SECONDS: &str = "WSPUSH_IDEMPOTENCY_TTL_SECONDS";
 
 /// A setting that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +129,82 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
             return Err(invalid("must be at least 1".into()));
         }
         Ok(number)
+    }
+
+    /// A number, `default` when unset; 0 is allowed.
+    pub fn number<T>(&self, key: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
+        value
+            .trim()
+            .parse::<T>()
+            .map_err(|error| SettingsError::Invalid {
+                key,
+                value: value.clone(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// The continuation queue's URL ([`QUEUE_URL`]), if set.
+    pub fn queue_url(&self) -> Option<String> {
+        self.get(QUEUE_URL)
+    }
+
+    /// How continuations are made ([`MAX_GENERATIONS`], [`DEADLINE_MARGIN_MS`],
+    /// [`SCATTER_ABOVE`], [`SCATTER_SEGMENTS`]).
+    pub fn continuation_config(&self) -> Result<ContinuationConfig, SettingsError> {
+        let defaults = ContinuationConfig::default();
+        let max_generations = self.number(MAX_GENERATIONS, defaults.limits.max_generations)?;
+        if max_generations > MAX_GENERATION {
+            return Err(SettingsError::Invalid {
+                key: MAX_GENERATIONS,
+                value: max_generations.to_string(),
+                reason: format!("must be at most {MAX_GENERATION}"),
+            });
+        }
+        let margin_ms = self.number(
+            DEADLINE_MARGIN_MS,
+            u64::try_from(defaults.deadline_margin.as_millis()).unwrap_or(u64::MAX),
+        )?;
+        let scatter = if self.is_off(SCATTER_ABOVE) {
+            None
+        } else {
+            let above = self.positive(SCATTER_ABOVE, 10_000usize)?;
+            let segments = self.positive(SCATTER_SEGMENTS, 16u32)?;
+            Some(
+                ScatterConfig::new(above, segments).map_err(|error| SettingsError::Invalid {
+                    key: SCATTER_SEGMENTS,
+                    value: segments.to_string(),
+                    reason: error.to_string(),
+                })?,
+            )
+        };
+        Ok(ContinuationConfig {
+            limits: ContinuationLimits {
+                max_generations,
+                ..defaults.limits
+            },
+            deadline_margin: Duration::from_millis(margin_ms),
+            scatter,
+        })
+    }
+
+    /// The ledger's settings ([`IDEMPOTENCY_TTL_SECONDS`]); `None` when turned off.
+    pub fn ledger_config(&self) -> Result<Option<LedgerConfig>, SettingsError> {
+        if self.is_off(IDEMPOTENCY_TTL_SECONDS) {
+            return Ok(None);
+        }
+        let defaults = LedgerConfig::default();
+        let keep = self.positive(IDEMPOTENCY_TTL_SECONDS, defaults.keep_completed.as_secs())?;
+        Ok(Some(LedgerConfig {
+            keep_completed: Duration::from_secs(keep),
+            ..defaults
+        }))
     }
 
     /// The table name ([`TABLE`]).
@@ -246,6 +341,71 @@ mod tests {
             .metrics_namespace()
             .unwrap_err();
         assert!(error.to_string().contains(METRICS_NAMESPACE), "{error}");
+    }
+
+    #[test]
+    fn continuations_default_to_three_generations_a_five_second_margin_and_scatter_above_10000() {
+        let defaults = settings(&[]).continuation_config().expect("valid");
+        let custom = settings(&[
+            (MAX_GENERATIONS, "0"),
+            (DEADLINE_MARGIN_MS, "1500"),
+            (SCATTER_ABOVE, "500"),
+            (SCATTER_SEGMENTS, "64"),
+        ])
+        .continuation_config()
+        .expect("valid");
+        let off = settings(&[(SCATTER_ABOVE, "off")])
+            .continuation_config()
+            .expect("valid");
+
+        assert_eq!(defaults.limits.max_generations, 3);
+        assert_eq!(defaults.deadline_margin, Duration::from_secs(5));
+        assert_eq!(defaults.scatter, ScatterConfig::new(10_000, 16).ok());
+        assert_eq!(custom.limits.max_generations, 0);
+        assert_eq!(custom.deadline_margin, Duration::from_millis(1_500));
+        assert_eq!(custom.scatter, ScatterConfig::new(500, 64).ok());
+        assert_eq!(off.scatter, None);
+    }
+
+    #[test]
+    fn bad_continuation_settings_name_their_variable() {
+        for (key, value) in [
+            (MAX_GENERATIONS, "101"),
+            (MAX_GENERATIONS, "-1"),
+            (DEADLINE_MARGIN_MS, "soon"),
+            (SCATTER_ABOVE, "0"),
+            (SCATTER_SEGMENTS, "0"),
+        ] {
+            let error = settings(&[(key, value)])
+                .continuation_config()
+                .expect_err("invalid");
+            assert!(error.to_string().contains(key), "{key}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_ledger_keeps_completed_requests_a_day_unless_set_or_turned_off() {
+        assert_eq!(
+            settings(&[])
+                .ledger_config()
+                .map(|c| c.map(|c| c.keep_completed)),
+            Ok(Some(Duration::from_secs(86_400)))
+        );
+        assert_eq!(
+            settings(&[(IDEMPOTENCY_TTL_SECONDS, "600")])
+                .ledger_config()
+                .map(|c| c.map(|c| c.keep_completed)),
+            Ok(Some(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            settings(&[(IDEMPOTENCY_TTL_SECONDS, "off")]).ledger_config(),
+            Ok(None)
+        );
+        assert!(
+            settings(&[(IDEMPOTENCY_TTL_SECONDS, "0")])
+                .ledger_config()
+                .is_err()
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ use wspush_domain::SubscriptionPolicy;
 use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use wspush_handlers::IdentitySource;
 use wspush_ports::{
-    Clock, ConnectionService, ConnectionStore, PushConfig, PushService, SubscriptionService,
+    Clock, ConnectionService, ConnectionStore, LedgerConfig, PushConfig, PushService,
+    RequestLedger, SubscriptionService,
 };
 
 use crate::faults::{FaultInjector, Faults};
@@ -175,8 +176,12 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
         .with_context(|| format!("binding {}", config.address))?;
     let address = listener.local_addr()?;
     let sdk = local_sdk_config("us-east-1", "local", "local");
-    let store: Arc<Store> = match &config.store {
-        StoreChoice::Memory => Arc::new(MemoryStore::new()),
+    // The store is also the pusher's request ledger, so a request with an `id` is pushed once.
+    let (store, ledger): (Arc<Store>, Arc<dyn RequestLedger>) = match &config.store {
+        StoreChoice::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            (store.clone(), store)
+        }
         StoreChoice::DynamoDb { endpoint, table } => {
             let client = aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -188,7 +193,8 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
                 .ensure_table()
                 .await
                 .with_context(|| format!("creating table {table} on {endpoint}"))?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), store)
         }
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -210,7 +216,8 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
             Arc::new(gateway),
             Arc::clone(&clock),
             config.push,
-        )?,
+        )?
+        .with_ledger(ledger, LedgerConfig::default()),
         faults: FaultInjector::new(config.faults.clone()),
         virtuals: VirtualConnections::default(),
         clock,

@@ -13,7 +13,8 @@ use serde_json::json;
 use wspush_domain::ConnectionId;
 use wspush_domain::limits::MAX_PAYLOAD_BYTES;
 use wspush_handlers::PusherError;
-use wspush_handlers::pusher::handle_direct;
+use wspush_handlers::pusher::{delivery_answer, handle_direct};
+use wspush_ports::DeliveryContext;
 
 use crate::faults::Injected;
 use crate::gateway::AppState;
@@ -164,20 +165,18 @@ pub async fn virtual_tally(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `POST /notifications`: runs the pusher handler on a notification request and answers
-/// with its report (400 naming the field for a malformed request).
+/// with its report and outcome (400 naming the field for a malformed request, 502 when the
+/// delivery failed; a request whose `id` was pushed before answers 200, outcome
+/// `duplicate`).
 pub async fn notifications(State(state): State<Arc<AppState>>, body: String) -> Response {
-    match handle_direct(&body, &state.pusher).await {
-        Ok(report) => {
-            let mut answer = serde_json::to_value(&report).unwrap_or_default();
-            if let Some(fields) = answer.as_object_mut() {
-                fields.insert("complete".into(), report.is_complete().into());
-            }
-            let status = if report.is_complete() {
+    match handle_direct(&body, &state.pusher, &DeliveryContext::default()).await {
+        Ok(delivery) => {
+            let status = if delivery.succeeded() {
                 StatusCode::OK
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            (status, answer.to_string()).into_response()
+            (status, delivery_answer(&delivery).to_string()).into_response()
         }
         Err(PusherError::Request(error)) => (
             StatusCode::BAD_REQUEST,

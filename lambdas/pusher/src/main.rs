@@ -3,14 +3,18 @@
 //! Settings: `WSPUSH_TABLE`, `WSPUSH_MANAGEMENT_ENDPOINT` (or `WSPUSH_WEBSOCKET_URL`),
 //! `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`,
 //! `WSPUSH_MAX_POSTS_PER_SECOND` (default 8,000; `off` for none), `WSPUSH_METRICS_NAMESPACE`
-//! (one CloudWatch EMF line per push; `off` for none).
+//! (one CloudWatch EMF line per push; `off` for none), `WSPUSH_QUEUE_URL` (the notification
+//! queue, where continuations go; unset for none), `WSPUSH_MAX_GENERATIONS`,
+//! `WSPUSH_DEADLINE_MARGIN_MS`, `WSPUSH_SCATTER_ABOVE`, `WSPUSH_SCATTER_SEGMENTS`,
+//! `WSPUSH_IDEMPOTENCY_TTL_SECONDS` (see `wspush_handlers::settings`).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use wspush_adapters::{
-    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, EmfMetrics, SystemClock,
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, EmfMetrics, SqsPublisher, SystemClock,
     aws::load_sdk_config,
 };
 use wspush_handlers::{handle_invocation, settings::Settings};
@@ -25,6 +29,8 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env();
     let table = settings.table()?;
     let push_config = settings.push_config()?;
+    let continuation_config = settings.continuation_config()?;
+    let ledger_config = settings.ledger_config()?;
     let gateway_config = ApiGatewayConfig::from_env()?;
     let sdk = load_sdk_config().await;
     let store = Arc::new(DynamoDbStore::new(
@@ -32,7 +38,19 @@ async fn main() -> Result<(), Error> {
         table,
     ));
     let gateway = Arc::new(ApiGatewayGateway::new(&sdk, &gateway_config));
-    let mut service = PushService::new(store, gateway, Arc::new(SystemClock), push_config)?;
+    let mut service = PushService::new(
+        Arc::clone(&store),
+        gateway,
+        Arc::new(SystemClock),
+        push_config,
+    )?;
+    if let Some(queue_url) = settings.queue_url() {
+        let queue = Arc::new(SqsPublisher::new(&sdk, queue_url));
+        service = service.with_continuations(queue, continuation_config);
+    }
+    if let Some(ledger_config) = ledger_config {
+        service = service.with_ledger(store, ledger_config);
+    }
     if let Some(namespace) = settings.metrics_namespace()? {
         let function =
             std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "pusher".into());
@@ -41,7 +59,15 @@ async fn main() -> Result<(), Error> {
     let service = &service;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
-            handle_invocation(event.payload.get(), service)
+            // Lambda gives the deadline in wall-clock time; pushes measure with the
+            // monotonic clock.
+            let left = event
+                .context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let deadline = tokio::time::Instant::now() + left;
+            handle_invocation(event.payload.get(), service, Some(deadline))
                 .await
                 .map_err(Error::from)
         },

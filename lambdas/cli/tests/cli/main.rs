@@ -172,6 +172,7 @@ async fn notify_via_sqs_then_the_pusher_delivers_to_the_socket() {
     let answer = wspush_handlers::handle_invocation(
         &serde_json::json!({"Records": records}).to_string(),
         &pusher,
+        None,
     )
     .await
     .expect("handled");

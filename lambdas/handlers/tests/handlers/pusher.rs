@@ -32,7 +32,7 @@ fn recipients(sent: &Sent) -> Vec<(String, String)> {
 async fn an_sqs_batch_reports_only_the_malformed_record_as_failed() {
     let (service, sent) = pusher(store_for_fixtures().await);
 
-    let answer = handle_invocation(SQS_BATCH, &service)
+    let answer = handle_invocation(SQS_BATCH, &service, None)
         .await
         .expect("handled");
 
@@ -72,7 +72,7 @@ async fn an_sqs_record_whose_push_is_incomplete_is_reported_failed() {
     .expect("config");
     let event = serde_json::from_str(SQS_BATCH).expect("SQS event");
 
-    let answer = handle_sqs(event, &service).await;
+    let answer = handle_sqs(event, &service, None).await;
 
     let failed: Vec<&str> = answer
         .batch_item_failures
@@ -90,7 +90,7 @@ async fn an_sqs_record_without_a_body_is_reported_failed() {
     event.records.truncate(1);
     event.records[0].body = None;
 
-    let answer = handle_sqs(event, &service).await;
+    let answer = handle_sqs(event, &service, None).await;
 
     assert_eq!(answer.batch_item_failures.len(), 1);
     assert!(sent.lock().expect("lock").is_empty());
@@ -100,7 +100,9 @@ async fn an_sqs_record_without_a_body_is_reported_failed() {
 async fn an_sns_record_is_pushed_to_its_audience() {
     let (service, sent) = pusher(store_for_fixtures().await);
 
-    let answer = handle_invocation(SNS, &service).await.expect("handled");
+    let answer = handle_invocation(SNS, &service, None)
+        .await
+        .expect("handled");
 
     assert_eq!(answer, serde_json::json!({"pushed": 1}));
     assert_eq!(
@@ -117,7 +119,7 @@ async fn a_malformed_sns_message_fails_the_invocation_naming_the_field() {
     let (service, sent) = pusher(store_for_fixtures().await);
     let malformed = SNS.replace(r#"{\"users\":[\"u-1\"],"#, r#"{\"users\":\"u-1\","#);
 
-    let error = handle_invocation(&malformed, &service)
+    let error = handle_invocation(&malformed, &service, None)
         .await
         .expect_err("malformed");
 
@@ -132,9 +134,13 @@ async fn a_malformed_sns_message_fails_the_invocation_naming_the_field() {
 async fn a_direct_invoke_answers_with_the_push_report() {
     let (service, sent) = pusher(store_for_fixtures().await);
 
-    let answer = handle_invocation(r#"{"topics":["room:42"],"data":{"k":[1, 2]}}"#, &service)
-        .await
-        .expect("handled");
+    let answer = handle_invocation(
+        r#"{"topics":["room:42"],"data":{"k":[1, 2]}}"#,
+        &service,
+        None,
+    )
+    .await
+    .expect("handled");
 
     assert_eq!(answer["delivered"], 1);
     assert_eq!(answer["complete"], true);
@@ -148,7 +154,7 @@ async fn a_direct_invoke_answers_with_the_push_report() {
 async fn a_direct_invoke_with_a_typo_is_rejected_not_broadcast() {
     let (service, sent) = pusher(store_for_fixtures().await);
 
-    let error = handle_invocation(r#"{"user":["u-1"],"data":1}"#, &service)
+    let error = handle_invocation(r#"{"user":["u-1"],"data":1}"#, &service, None)
         .await
         .expect_err("typo");
 
@@ -160,7 +166,90 @@ async fn a_direct_invoke_with_a_typo_is_rejected_not_broadcast() {
 async fn a_payload_that_is_not_json_is_an_error_not_a_panic() {
     let (service, _) = pusher(store_for_fixtures().await);
 
-    let result = handle_invocation("\u{0}garbage", &service).await;
+    let result = handle_invocation("\u{0}garbage", &service, None).await;
 
     assert!(result.is_err());
+}
+
+/// The fixtures' push service, with the store as its ledger.
+fn with_ledger(
+    store: std::sync::Arc<wspush_adapters::MemoryStore>,
+) -> (
+    wspush_ports::PushService<wspush_adapters::MemoryStore, wspush_ports::MockConnectionGateway>,
+    Sent,
+) {
+    let (service, sent) = pusher(std::sync::Arc::clone(&store));
+    let service = service.with_ledger(store, wspush_ports::LedgerConfig::default());
+    (service, sent)
+}
+
+#[tokio::test]
+async fn a_redelivered_sqs_batch_is_skipped_by_message_id_and_not_reported_failed() {
+    let (service, sent) = with_ledger(store_for_fixtures().await);
+    handle_invocation(SQS_BATCH, &service, None)
+        .await
+        .expect("handled");
+    let first = recipients(&sent);
+
+    let again = handle_invocation(SQS_BATCH, &service, None)
+        .await
+        .expect("handled");
+
+    assert_eq!(recipients(&sent), first, "nothing was sent a second time");
+    assert_eq!(
+        again,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]}),
+        "only the malformed record is failed again"
+    );
+}
+
+#[tokio::test]
+async fn an_sqs_record_that_another_delivery_is_pushing_is_reported_failed_for_later() {
+    let store = store_for_fixtures().await;
+    let (service, sent) = with_ledger(std::sync::Arc::clone(&store));
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(SQS_BATCH).expect("SQS event");
+    let busy = event.records[0].message_id.clone().expect("an ID");
+    wspush_ports::RequestLedger::claim(
+        &*store,
+        &wspush_domain::RequestId::parse(busy.as_str()).expect("valid"),
+        NOW,
+        NOW.saturating_add(std::time::Duration::from_secs(900)),
+    )
+    .await
+    .expect("claim");
+
+    let answer = handle_sqs(event, &service, None).await;
+
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert!(failed.contains(&busy.as_str()), "{failed:?}");
+    assert!(
+        recipients(&sent)
+            .iter()
+            .all(|(connection, _)| connection == "room-member"),
+        "the busy record's audience got nothing: {:?}",
+        recipients(&sent)
+    );
+}
+
+#[tokio::test]
+async fn a_direct_invoke_names_its_outcome() {
+    let (service, _) = with_ledger(store_for_fixtures().await);
+    let request = r#"{"id":"order-1","users":["u-1"],"data":1}"#;
+
+    let first = handle_invocation(request, &service, None)
+        .await
+        .expect("handled");
+    let second = handle_invocation(request, &service, None)
+        .await
+        .expect("handled");
+
+    assert_eq!(first["outcome"], "complete");
+    assert_eq!(first["delivered"], 2);
+    assert_eq!(second["outcome"], "duplicate");
+    assert_eq!(second["id"], "order-1");
 }
