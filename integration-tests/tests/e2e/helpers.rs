@@ -28,6 +28,21 @@ impl Setup {
         Self::with(store, Some(fixture), Faults::default()).await
     }
 
+    /// A gateway on a fresh DynamoDB Local table, with `faults`.
+    pub async fn dynamodb_with(faults: Faults) -> Self {
+        let fixture = DynamoDbFixture::new().await;
+        let store = StoreChoice::DynamoDb {
+            endpoint: fixture.endpoint.clone(),
+            table: fixture.store.table().to_owned(),
+        };
+        Self::with(store, Some(fixture), faults).await
+    }
+
+    /// The DynamoDB store behind the gateway, if it has one.
+    pub fn dynamodb_store(&self) -> Option<wspush_adapters::DynamoDbStore> {
+        self.dynamodb.as_ref().map(|fixture| fixture.store.clone())
+    }
+
     /// An in-memory gateway with `config`'s limits and faults.
     pub async fn memory_with(config: LocalConfig) -> Self {
         let gateway = start(config).await.expect("the local gateway starts");

@@ -3,6 +3,7 @@
 //! own `@connections` API. Every scenario runs against the in-memory store and against
 //! DynamoDB Local.
 
+mod continuations;
 mod faults;
 mod helpers;
 mod limits;
