@@ -717,7 +717,10 @@ fn resume_of(source: Source, cursor: Option<Cursor>) -> Result<Option<Resume>, S
         Source::Connections(ids) => {
             let start = Cursor::offset_of(cursor.as_ref())?;
             let rest = ids.get(start..).unwrap_or_default().to_vec();
-            Ok((!rest.is_empty()).then(|| Resume {
+            if rest.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Resume {
                 source: Source::Connections(rest),
                 cursor: None,
             }))
