@@ -35,7 +35,7 @@
 //! | broadcast minus excluded users or connections | the same scan; the push service drops excluded connections through hash sets, so DynamoDB's 100-value `IN` limit never applies |
 //! | claim a request (ledger) | `PutItem` on condition `attribute_not_exists(pk) OR until_ms <= now`, returning the old item when the condition fails |
 //! | complete a request (ledger) | `PutItem` |
-//! | release a claim (ledger) | `DeleteItem` on condition `state = claimed` |
+//! | release a claim (ledger) | `DeleteItem` on condition `state = claimed AND until_ms = <its lease>` |
 //!
 //! Request items have neither `owner` nor `topic`, so no index and no broadcast sees them.
 //!
@@ -626,20 +626,22 @@ impl RequestLedger for DynamoDbStore {
         Ok(())
     }
 
-    async fn release(&self, id: &RequestId) -> Result<(), StoreError> {
+    async fn release(&self, id: &RequestId, lease_until: Timestamp) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(request_key(id)))
-            .condition_expression("#state = :claimed")
+            .condition_expression("#state = :claimed AND #until = :until")
             .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#until", UNTIL_MS)
             .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
+            .expression_attribute_values(":until", number(lease_until.unix_millis()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Completed, or already gone: nothing to release.
+            // Completed, taken over, or already gone: nothing of ours to release.
             Err(error)
                 if matches!(
                     error.as_service_error(),

@@ -347,9 +347,13 @@ impl RequestLedger for MemoryStore {
         Ok(())
     }
 
-    async fn release(&self, id: &RequestId) -> Result<(), StoreError> {
+    async fn release(&self, id: &RequestId, lease_until: Timestamp) -> Result<(), StoreError> {
         let mut inner = self.write();
-        if inner.requests.get(id).is_some_and(|entry| !entry.completed) {
+        if inner
+            .requests
+            .get(id)
+            .is_some_and(|entry| !entry.completed && entry.until == lease_until)
+        {
             inner.requests.remove(id);
         }
         Ok(())

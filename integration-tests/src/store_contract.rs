@@ -73,6 +73,7 @@ macro_rules! store_contract_tests {
             a_completed_request_is_reported_completed_until_its_record_expires,
             a_claim_whose_lease_ended_can_be_taken_over,
             releasing_frees_a_claim_but_never_a_completion,
+            a_stale_release_never_drops_the_claim_that_took_over,
             of_concurrent_claims_of_one_request_exactly_one_wins,
             request_records_never_appear_in_an_audience,
         );
@@ -668,14 +669,17 @@ pub async fn releasing_frees_a_claim_but_never_a_completion(_: Store, ledger: Le
         .await
         .expect("complete");
 
-    ledger.release(&released).await.expect("release");
+    ledger.release(&released, later(60)).await.expect("release");
     ledger
-        .release(&released)
+        .release(&released, later(60))
         .await
         .expect("release is idempotent");
-    ledger.release(&completed).await.expect("release");
     ledger
-        .release(&request_id("never-seen"))
+        .release(&completed, later(60))
+        .await
+        .expect("release");
+    ledger
+        .release(&request_id("never-seen"), later(60))
         .await
         .expect("release of an unknown request");
 
@@ -692,6 +696,29 @@ pub async fn releasing_frees_a_claim_but_never_a_completion(_: Store, ledger: Le
             .await
             .expect("claim"),
         Claim::Completed
+    );
+}
+
+/// A late release by a holder whose lease ended leaves the new holder's claim alone.
+pub async fn a_stale_release_never_drops_the_claim_that_took_over(_: Store, ledger: Ledger) {
+    let id = request_id("m-1");
+    ledger.claim(&id, NOW, later(60)).await.expect("claim");
+    ledger
+        .claim(&id, later(60), later(120))
+        .await
+        .expect("takeover");
+
+    ledger
+        .release(&id, later(60))
+        .await
+        .expect("the first holder's late release");
+
+    assert_eq!(
+        ledger
+            .claim(&id, later(61), later(121))
+            .await
+            .expect("claim"),
+        Claim::InProgress { until: later(120) }
     );
 }
 

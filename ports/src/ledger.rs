@@ -48,8 +48,10 @@ pub trait RequestLedger: Send + Sync {
     /// record MAY disappear (a store TTL) and MUST be ignored by [`claim`](Self::claim).
     async fn complete(&self, id: &RequestId, keep_until: Timestamp) -> Result<(), StoreError>;
 
-    /// Drops an unfinished claim of `id`, so that the next delivery may claim it at once.
+    /// Drops the unfinished claim of `id` made with `lease_until`, so that the next delivery
+    /// may claim it at once.
     ///
-    /// MUST be idempotent and MUST NOT remove a completed record.
-    async fn release(&self, id: &RequestId) -> Result<(), StoreError>;
+    /// MUST be idempotent, MUST NOT remove a completed record, and MUST NOT remove a claim
+    /// made with another lease (one that took over after this claim's lease ended).
+    async fn release(&self, id: &RequestId, lease_until: Timestamp) -> Result<(), StoreError>;
 }

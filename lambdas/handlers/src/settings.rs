@@ -44,7 +44,7 @@ pub const QUEUE_URL: &str = "WSPUSH_QUEUE_URL";
 /// (default 3; 0 reports the request failed at once).
 pub const MAX_GENERATIONS: &str = "WSPUSH_MAX_GENERATIONS";
 /// Milliseconds before the Lambda deadline at which a push stops starting posts and hands
-/// the rest on (default 5,000).
+/// the rest on (default 10,000).
 pub const DEADLINE_MARGIN_MS: &str = "WSPUSH_DEADLINE_MARGIN_MS";
 /// A broadcast is scattered once it has read more than this many connections (default
 /// 10,000; `off` never scatters).
@@ -344,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn continuations_default_to_three_generations_a_five_second_margin_and_scatter_above_10000() {
+    fn continuations_default_to_three_generations_a_ten_second_margin_and_scatter_above_10000() {
         let defaults = settings(&[]).continuation_config().expect("valid");
         let custom = settings(&[
             (MAX_GENERATIONS, "0"),
@@ -359,7 +359,7 @@ mod tests {
             .expect("valid");
 
         assert_eq!(defaults.limits.max_generations, 3);
-        assert_eq!(defaults.deadline_margin, Duration::from_secs(5));
+        assert_eq!(defaults.deadline_margin, Duration::from_secs(10));
         assert_eq!(defaults.scatter, ScatterConfig::new(10_000, 16).ok());
         assert_eq!(custom.limits.max_generations, 0);
         assert_eq!(custom.deadline_margin, Duration::from_millis(1_500));

@@ -34,13 +34,18 @@ use crate::publisher::NotificationPublisher;
 use crate::services::push::{Plan, PushReport, PushService, Stop, with_causes};
 use crate::store::ConnectionStore;
 
+/// How long a claim outlasts the invocation's deadline: room for clock skew between pusher
+/// instances, so that no redelivery takes over a claim whose holder is still settling.
+pub const LEASE_SLACK: Duration = Duration::from_secs(30);
+
 /// How continuations are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContinuationConfig {
     /// The generation bound, and the largest message the queue takes.
     pub limits: ContinuationLimits,
-    /// How long before the deadline the push stops starting posts (default 5 s): it must
-    /// cover a post in flight (its timeout) and enqueueing the continuations.
+    /// How long before the deadline the push stops starting posts (default 10 s): it must
+    /// cover a post in flight (the API Gateway adapter's timeout is 5 s), enqueueing the
+    /// continuations, and, for an audience whose sources overlap, reading the rest of it.
     pub deadline_margin: Duration,
     /// When broadcasts are scattered over other pusher instances; `None` never.
     pub scatter: Option<ScatterConfig>,
@@ -50,7 +55,7 @@ impl Default for ContinuationConfig {
     fn default() -> Self {
         Self {
             limits: ContinuationLimits::default(),
-            deadline_margin: Duration::from_secs(5),
+            deadline_margin: Duration::from_secs(10),
             scatter: None,
         }
     }
@@ -193,7 +198,7 @@ where
         let claimed = match (&self.ledger, id) {
             (Some((ledger, config)), Some(id)) => {
                 match self.claim(ledger.as_ref(), config, id, context).await {
-                    Ok(()) => Some((ledger, config, id)),
+                    Ok(lease_until) => Some((ledger, config, id, lease_until)),
                     Err(early) => return early,
                 }
             }
@@ -225,8 +230,8 @@ where
         } else {
             Err(incomplete(&report))
         };
-        if let Some((ledger, config, id)) = claimed {
-            self.settle(ledger.as_ref(), config, id, outcome.is_ok())
+        if let Some((ledger, config, id, lease_until)) = claimed {
+            self.settle(ledger.as_ref(), config, id, lease_until, outcome.is_ok())
                 .await;
         }
         self.observe(request, &report);
@@ -267,22 +272,25 @@ where
         plan
     }
 
-    /// Claims `id`, or says how the delivery ends without a push.
+    /// Claims `id` (returning the claim's lease), or says how the delivery ends without a
+    /// push. With a deadline the lease outlasts it by [`LEASE_SLACK`], for clock skew
+    /// between pusher instances.
     async fn claim(
         &self,
         ledger: &dyn RequestLedger,
         config: &LedgerConfig,
         id: &RequestId,
         context: &DeliveryContext,
-    ) -> Result<(), Delivery> {
+    ) -> Result<Timestamp, Delivery> {
         let now = self.clock.now();
         let lease = context
             .deadline
             .map_or(config.lease_without_deadline, |deadline| {
-                deadline.saturating_duration_since(Instant::now())
+                deadline.saturating_duration_since(Instant::now()) + LEASE_SLACK
             });
-        match ledger.claim(id, now, now.saturating_add(lease)).await {
-            Ok(Claim::Claimed) => Ok(()),
+        let lease_until = now.saturating_add(lease);
+        match ledger.claim(id, now, lease_until).await {
+            Ok(Claim::Claimed) => Ok(lease_until),
             Ok(Claim::Completed) => {
                 tracing::info!(request_id = %id, "skipping a request that was already pushed");
                 Err(Delivery::Duplicate(id.clone()))
@@ -308,13 +316,14 @@ where
         ledger: &dyn RequestLedger,
         config: &LedgerConfig,
         id: &RequestId,
+        lease_until: Timestamp,
         succeeded: bool,
     ) {
         let result = if succeeded {
             let keep_until = self.clock.now().saturating_add(config.keep_completed);
             ledger.complete(id, keep_until).await
         } else {
-            ledger.release(id).await
+            ledger.release(id, lease_until).await
         };
         if let Err(error) = result {
             tracing::error!(request_id = %id, succeeded, error = %with_causes(&error), "recording the request in the ledger failed; a redelivery may push it again");

@@ -603,8 +603,9 @@ where
                 return attempt;
             }
             let attempts = attempt.retries + 1;
-            self.pace().await;
-            if stopped(Instant::now()) {
+            // No waiting for a rate slot once the stop point has come, nor for one that
+            // falls after it: an unsent connection costs nothing but its place in a list.
+            if stopped(Instant::now()) || !self.pace(stop_at).await {
                 attempt.outcome = Outcome::Unsent(id.clone());
                 return attempt;
             }
@@ -673,20 +674,25 @@ where
         }
     }
 
-    /// Waits for this post's turn under the shared rate, if there is one.
-    async fn pace(&self) {
+    /// Waits for this post's turn under the shared rate, if there is one; `false` (without
+    /// waiting) when the turn would come at or after `stop_at`.
+    async fn pace(&self, stop_at: Option<Instant>) -> bool {
         let Some(pacer) = &self.pacer else {
-            return;
+            return true;
         };
         let now = self.epoch.elapsed();
         let start = pacer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .reserve(now);
+        if stop_at.is_some_and(|stop| self.epoch + start >= stop) {
+            return false;
+        }
         // Most posts may start at once: no timer for them.
         if start > now {
             tokio::time::sleep_until(self.epoch + start).await;
         }
+        true
     }
 
     fn with_pacer(&self, change: impl FnOnce(&mut Pacer)) {

@@ -476,14 +476,13 @@ async fn the_request_id_field_wins_over_the_message_id() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_delivery_releases_its_claim_so_that_the_retry_runs_at_once() {
-    let mut fixture = fixture(
+    let fixture = fixture(
         5,
         1,
         TallyGateway::new(Duration::from_millis(1)).failing(&["c0001"]),
         continuations(None, 0),
     )
     .await;
-    fixture.queue = Arc::new(Queue::default());
 
     let first = fixture
         .service
@@ -576,4 +575,46 @@ async fn without_continuations_an_incomplete_push_fails_as_before() {
 
     assert!(matches!(outcome, Delivery::Failed { .. }), "{outcome:?}");
     assert_eq!(outcome.report().map(|r| r.delivered), Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_stop_point_no_post_waits_for_a_rate_slot() {
+    let store = store_with(
+        &(0..100)
+            .map(|i| (Box::leak(format!("c{i:03}").into_boxed_str()) as &str, "u"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let queue = Arc::new(Queue::default());
+    let gateway = Arc::new(TallyGateway::new(Duration::from_millis(1)));
+    // 10 posts a second: 100 connections would take 10 s of waiting for slots.
+    let paced = wspush_ports::PushConfig {
+        max_posts_per_second: Some(10),
+        ..config()
+    };
+    let service = PushService::new(store, Arc::clone(&gateway), clock(), paced)
+        .expect("valid")
+        .with_continuations(queue.clone(), continuations(None, 3));
+    let deadline = Instant::now() + MARGIN + Duration::from_secs(1);
+
+    let outcome = service
+        .deliver(
+            &request(r#"{"users":["u"],"data":1}"#),
+            &DeliveryContext {
+                deadline: Some(deadline),
+                message_id: None,
+            },
+        )
+        .await;
+
+    assert!(
+        Instant::now() <= deadline - MARGIN / 2,
+        "the push ran {:?} past its stop point",
+        Instant::now().saturating_duration_since(deadline - MARGIN)
+    );
+    assert!(matches!(outcome, Delivery::Continued(_)), "{outcome:?}");
+    let carried: usize = std::iter::from_fn(|| queue.pop())
+        .map(|c| c.connections().len())
+        .sum();
+    assert_eq!(gateway.posts() + carried, 100);
 }
