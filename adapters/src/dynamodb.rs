@@ -605,8 +605,8 @@ impl RequestLedger for DynamoDbStore {
                 .cloned(),
         };
         let Some(held) = held else {
-            // Deleted in between (released): try once more.
-            return Box::pin(self.claim(id, now, lease_until)).await;
+            // Released in between by a delivery that failed: it is for a retry to claim.
+            return Ok(Claim::InProgress { until: now });
         };
         let until = millis(&held, UNTIL_MS)?;
         Ok(match string(&held, STATE)? {

@@ -496,12 +496,7 @@ fn id_list<T: Hash + Eq + Clone>(
     value: &RawValue,
     parse: fn(String) -> Result<T, IdError>,
 ) -> Result<Vec<T>, RequestError> {
-    let raw: Option<Vec<String>> =
-        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
-            field,
-            expected: "an array of strings or null",
-            source,
-        })?;
+    let raw: Option<Vec<String>> = typed(field, "an array of strings or null", value)?;
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
     for (index, text) in raw.unwrap_or_default().into_iter().enumerate() {
@@ -540,37 +535,39 @@ struct SegmentField {
     total: u32,
 }
 
+/// A field's value as `T`, or the error naming the field and what it must be.
+fn typed<'a, T: Deserialize<'a>>(
+    field: &'static str,
+    expected: &'static str,
+    value: &'a RawValue,
+) -> Result<T, RequestError> {
+    serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
+        field,
+        expected,
+        source,
+    })
+}
+
 fn request_id(value: &RawValue) -> Result<Option<RequestId>, RequestError> {
-    let raw: Option<String> =
-        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
-            field: "id",
-            expected: "a string or null",
-            source,
-        })?;
+    let raw: Option<String> = typed("id", "a string or null", value)?;
     raw.map(RequestId::parse)
         .transpose()
         .map_err(RequestError::InvalidRequestId)
 }
 
 fn segment(value: &RawValue) -> Result<Option<Segment>, RequestError> {
-    let raw: Option<SegmentField> =
-        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
-            field: "segment",
-            expected: "an object {\"index\": integer, \"total\": integer} or null",
-            source,
-        })?;
+    let raw: Option<SegmentField> = typed(
+        "segment",
+        "an object {\"index\": integer, \"total\": integer} or null",
+        value,
+    )?;
     raw.map(|field| Segment::new(field.index, field.total))
         .transpose()
         .map_err(RequestError::InvalidSegment)
 }
 
 fn cursor(value: &RawValue) -> Result<Option<String>, RequestError> {
-    let raw: Option<String> =
-        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
-            field: "cursor",
-            expected: "a string or null",
-            source,
-        })?;
+    let raw: Option<String> = typed("cursor", "a string or null", value)?;
     match raw {
         Some(text)
             if text.is_empty()
@@ -587,12 +584,7 @@ fn cursor(value: &RawValue) -> Result<Option<String>, RequestError> {
 }
 
 fn generation(value: &RawValue) -> Result<u32, RequestError> {
-    let raw: Option<u32> =
-        serde_json::from_str(value.get()).map_err(|source| RequestError::WrongType {
-            field: "generation",
-            expected: "a non-negative integer or null",
-            source,
-        })?;
+    let raw: Option<u32> = typed("generation", "a non-negative integer or null", value)?;
     match raw.unwrap_or(0) {
         value if value > MAX_GENERATION => Err(RequestError::GenerationTooHigh {
             value,

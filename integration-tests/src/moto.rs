@@ -49,3 +49,23 @@ pub fn sdk_config() -> SdkConfig {
         .endpoint_url(endpoint())
         .build()
 }
+
+/// The SQS event Lambda's event source mapping would hand the pusher for `messages`
+/// (received from a moto queue), as JSON text.
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> String {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|message| {
+            serde_json::json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications",
+                "awsRegion": "us-east-1",
+                "attributes": {}, "messageAttributes": {}
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}

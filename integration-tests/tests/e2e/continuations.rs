@@ -8,12 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use serde_json::{Value, json};
 use tokio::time::Instant;
-use wspush_adapters::aws::local_sdk_config;
-use wspush_adapters::{
-    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SqsPublisher, SystemClock,
-};
+use wspush_adapters::{ApiGatewayGateway, DynamoDbStore, SqsPublisher, SystemClock};
 use wspush_domain::{Connection, ConnectionId, NotificationRequest, UserId};
 use wspush_handlers::handle_invocation;
 use wspush_integration_tests::moto;
@@ -78,10 +74,7 @@ async fn pipeline(
         .queue_url()
         .expect("queue URL")
         .to_owned();
-    let gateway = ApiGatewayGateway::new(
-        &local_sdk_config("us-east-1", "local", "local"),
-        &ApiGatewayConfig::new(setup.gateway.management_endpoint()),
-    );
+    let gateway = setup.gateway.api_gateway();
     let pusher = PushService::new(
         setup.gateway.store(),
         Arc::new(gateway),
@@ -135,22 +128,8 @@ impl Pipeline {
         messages: &[aws_sdk_sqs::types::Message],
         budget: Duration,
     ) -> Vec<String> {
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|message| {
-                json!({
-                    "messageId": message.message_id(),
-                    "receiptHandle": message.receipt_handle(),
-                    "body": message.body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications",
-                    "awsRegion": "us-east-1",
-                    "attributes": {}, "messageAttributes": {}
-                })
-            })
-            .collect();
         let answer = handle_invocation(
-            &json!({ "Records": records }).to_string(),
+            &moto::sqs_event(messages),
             &self.pusher,
             Some(Instant::now() + budget),
         )

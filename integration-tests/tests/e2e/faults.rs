@@ -17,8 +17,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use wspush_adapters::aws::local_sdk_config;
-use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway, SystemClock};
+use wspush_adapters::SystemClock;
 use wspush_domain::{ConnectionId, NotificationRequest, RetryPolicy};
 use wspush_handlers::pusher::handle_sqs;
 use wspush_local::{Faults, LocalConfig};
@@ -88,10 +87,7 @@ async fn under_faults_each_live_client_gets_each_record_once_or_is_reported_fail
     .expect("the gateway notices the gone sockets");
 
     let reports = Arc::new(Reports::default());
-    let gateway = ApiGatewayGateway::new(
-        &local_sdk_config("us-east-1", "local", "local"),
-        &ApiGatewayConfig::new(setup.gateway.management_endpoint()),
-    );
+    let gateway = setup.gateway.api_gateway();
     let pusher = PushService::new(
         setup.gateway.store(),
         Arc::new(gateway),

@@ -171,18 +171,13 @@ async fn posts_answered_500_are_retried_and_reported_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtual_connections_count_what_the_management_api_posts_to_them() {
-    use wspush_adapters::aws::local_sdk_config;
-    use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway};
     use wspush_ports::{ConnectionGateway, GatewayError};
 
     let setup = Setup::memory().await;
     let address = setup.gateway.address();
     let (status, body) = put_virtual_connections(address, br#"{"ids":["v-1","v-2","v-3"]}"#).await;
     assert_eq!(status, 200, "{body}");
-    let gateway = ApiGatewayGateway::new(
-        &local_sdk_config("us-east-1", "local", "local"),
-        &ApiGatewayConfig::new(setup.gateway.management_endpoint()),
-    );
+    let gateway = setup.gateway.api_gateway();
     let id = |id: &str| ConnectionId::parse(id).expect("valid");
 
     gateway

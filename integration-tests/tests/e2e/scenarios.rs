@@ -4,8 +4,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use wspush_adapters::aws::local_sdk_config;
-use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway, SystemClock};
+use wspush_adapters::SystemClock;
 use wspush_domain::ConnectionId;
 use wspush_local::Faults;
 use wspush_ports::{Clock, ConnectionGateway, GatewayError};
@@ -224,10 +223,7 @@ pub async fn a_client_that_vanishes_without_a_close_frame_is_pruned_on_the_next_
 pub async fn a_server_side_delete_closes_the_socket_and_fires_disconnect(setup: &Setup) {
     let mut ana = setup.connect("ana").await;
     ana.subscribe(&["room:1"]).await;
-    let gateway = ApiGatewayGateway::new(
-        &local_sdk_config("us-east-1", "local", "local"),
-        &ApiGatewayConfig::new(setup.gateway.management_endpoint()),
-    );
+    let gateway = setup.gateway.api_gateway();
 
     gateway.delete(&id(&ana.id)).await.expect("deleted");
     let frame = tokio::time::timeout(Duration::from_secs(5), ana.socket.next())
@@ -282,10 +278,7 @@ pub async fn closing_the_socket_fires_disconnect_and_cleans_the_store(setup: &Se
 
 pub async fn the_management_api_answers_like_api_gateway(setup: &Setup) {
     let mut ana = setup.connect("ana").await;
-    let gateway = ApiGatewayGateway::new(
-        &local_sdk_config("us-east-1", "local", "local"),
-        &ApiGatewayConfig::new(setup.gateway.management_endpoint()),
-    );
+    let gateway = setup.gateway.api_gateway();
     let path = |connection: &str| format!("/local/@connections/{connection}");
 
     gateway

@@ -233,28 +233,10 @@ async fn a_request_through_sqs_reaches_sockets_on_the_local_gateway() {
         .send()
         .await
         .expect("receive");
-    let records: Vec<serde_json::Value> = received
-        .messages()
-        .iter()
-        .map(|message| {
-            serde_json::json!({
-                "messageId": message.message_id(),
-                "receiptHandle": message.receipt_handle(),
-                "body": message.body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:full-path",
-                "awsRegion": "us-east-1",
-                "attributes": {}, "messageAttributes": {}
-            })
-        })
-        .collect();
-    let event = serde_json::json!({ "Records": records }).to_string();
+    let event = moto::sqs_event(received.messages());
     let pusher = wspush_ports::PushService::new(
         gateway.store(),
-        Arc::new(wspush_adapters::ApiGatewayGateway::new(
-            &wspush_adapters::aws::local_sdk_config("us-east-1", "local", "local"),
-            &wspush_adapters::ApiGatewayConfig::new(gateway.management_endpoint()),
-        )),
+        Arc::new(gateway.api_gateway()),
         Arc::new(wspush_adapters::SystemClock),
         wspush_ports::PushConfig::default(),
     )

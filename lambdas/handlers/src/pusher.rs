@@ -203,13 +203,14 @@ where
         let delivery = handle_direct(&record.sns.message, service, &context)
             .instrument(span)
             .await?;
-        if let Delivery::Failed { reason, .. } = &delivery {
-            return Err(PusherError::Failed(reason.clone()));
-        }
-        if let Delivery::InProgress { id, .. } = &delivery {
-            return Err(PusherError::Failed(format!(
-                "request {id} is being pushed by another delivery"
-            )));
+        match &delivery {
+            Delivery::Failed { reason, .. } => return Err(PusherError::Failed(reason.clone())),
+            Delivery::InProgress { id, .. } => {
+                return Err(PusherError::Failed(format!(
+                    "request {id} is being pushed by another delivery"
+                )));
+            }
+            Delivery::Complete(_) | Delivery::Continued(_) | Delivery::Duplicate(_) => {}
         }
         deliveries.push(delivery);
     }

@@ -131,6 +131,15 @@ impl RunningGateway {
         format!("http://{}/", self.address)
     }
 
+    /// The real `@connections` adapter pointed at this gateway, as a pusher elsewhere would
+    /// use it (throwaway credentials, SigV4 signed like the real API).
+    pub fn api_gateway(&self) -> ApiGatewayGateway {
+        ApiGatewayGateway::new(
+            &local_sdk_config("us-east-1", "local", "local"),
+            &ApiGatewayConfig::new(self.management_endpoint()),
+        )
+    }
+
     /// The store behind the gateway.
     pub fn store(&self) -> Arc<Store> {
         Arc::clone(&self.state.store)

@@ -597,7 +597,9 @@ where
             throttled: 0,
         };
         let id = connection.id();
-        let stopped = |at: Instant| stop_at.is_some_and(|stop| at >= stop);
+        // Whether `after` from now is past the stop point; no clock read without one.
+        let past_stop =
+            |after: Duration| stop_at.is_some_and(|stop| Instant::now() + after >= stop);
         loop {
             if halt.is_set() {
                 return attempt;
@@ -605,7 +607,7 @@ where
             let attempts = attempt.retries + 1;
             // No waiting for a rate slot once the stop point has come, nor for one that
             // falls after it: an unsent connection costs nothing but its place in a list.
-            if stopped(Instant::now()) || !self.pace(stop_at).await {
+            if past_stop(Duration::ZERO) || !self.pace(stop_at).await {
                 attempt.outcome = Outcome::Unsent(id.clone());
                 return attempt;
             }
@@ -632,14 +634,12 @@ where
                     }
                     attempt.throttled += u32::from(throttled);
                     let delay = policy.delay(attempt.retries, fastrand::f64());
-                    if policy.allows_retry(attempts, started.elapsed(), delay)
-                        && stopped(Instant::now() + delay)
-                    {
-                        // The retry would come after the stop point: a continuation gets it.
-                        attempt.outcome = Outcome::Unsent(id.clone());
-                        return attempt;
-                    }
                     if policy.allows_retry(attempts, started.elapsed(), delay) {
+                        if past_stop(delay) {
+                            // The retry would come after the stop point: a continuation gets it.
+                            attempt.outcome = Outcome::Unsent(id.clone());
+                            return attempt;
+                        }
                         tracing::debug!(connection = %id, ?delay, %error, "retrying post");
                         tokio::time::sleep(delay).await;
                         attempt.retries += 1;

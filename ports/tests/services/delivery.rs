@@ -145,14 +145,7 @@ async fn fixture(
     gateway: TallyGateway,
     config: ContinuationConfig,
 ) -> Fixture {
-    let pairs: Vec<(String, String)> = (0..connections)
-        .map(|i| (format!("c{i:04}"), format!("u{}", i % users)))
-        .collect();
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(c, u)| (c.as_str(), u.as_str()))
-        .collect();
-    let store = store_with(&borrowed).await;
+    let store = store_of(connections, users, 4).await;
     let gateway = Arc::new(gateway);
     let queue = Arc::new(Queue::default());
     let service = PushService::new(
@@ -579,12 +572,7 @@ async fn without_continuations_an_incomplete_push_fails_as_before() {
 
 #[tokio::test(start_paused = true)]
 async fn at_the_stop_point_no_post_waits_for_a_rate_slot() {
-    let store = store_with(
-        &(0..100)
-            .map(|i| (Box::leak(format!("c{i:03}").into_boxed_str()) as &str, "u"))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let store = store_of(100, 1, 3).await;
     let queue = Arc::new(Queue::default());
     let gateway = Arc::new(TallyGateway::new(Duration::from_millis(1)));
     // 10 posts a second: 100 connections would take 10 s of waiting for slots.
@@ -599,7 +587,7 @@ async fn at_the_stop_point_no_post_waits_for_a_rate_slot() {
 
     let outcome = service
         .deliver(
-            &request(r#"{"users":["u"],"data":1}"#),
+            &request(r#"{"users":["u0"],"data":1}"#),
             &DeliveryContext {
                 deadline: Some(deadline),
                 message_id: None,

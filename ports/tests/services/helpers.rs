@@ -44,6 +44,21 @@ pub async fn store_with(connections: &[(&str, &str)]) -> Arc<MemoryStore> {
     store
 }
 
+/// A store of `count` connections `c<i>` (`i` zero-padded to `width` digits), connection
+/// `i` owned by user `u<i % users>`.
+pub async fn store_of(count: usize, users: usize, width: usize) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..count {
+        let connection = Connection::open(
+            id(&format!("c{i:0width$}")),
+            user(&format!("u{}", i % users)),
+            NOW,
+        );
+        store.save(&connection).await.expect("save");
+    }
+    store
+}
+
 pub async fn subscribe(store: &MemoryStore, connection: &str, topics: &[&str]) {
     let found = store
         .get(&id(connection), NOW)

@@ -153,24 +153,16 @@ async fn notify_via_sqs_then_the_pusher_delivers_to_the_socket() {
         .send()
         .await
         .expect("receive");
-    let records: Vec<serde_json::Value> = received
-        .messages()
-        .iter()
-        .map(|m| serde_json::json!({"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}))
-        .collect();
-    assert_eq!(records.len(), 1);
+    assert_eq!(received.messages().len(), 1);
     let pusher = wspush_ports::PushService::new(
         gateway.store(),
-        Arc::new(wspush_adapters::ApiGatewayGateway::new(
-            &wspush_adapters::aws::local_sdk_config("us-east-1", "local", "local"),
-            &wspush_adapters::ApiGatewayConfig::new(gateway.management_endpoint()),
-        )),
+        Arc::new(gateway.api_gateway()),
         Arc::new(wspush_adapters::SystemClock),
         wspush_ports::PushConfig::default(),
     )
     .expect("config");
     let answer = wspush_handlers::handle_invocation(
-        &serde_json::json!({"Records": records}).to_string(),
+        &wspush_integration_tests::moto::sqs_event(received.messages()),
         &pusher,
         None,
     )

@@ -22,6 +22,15 @@ async fn store_for_fixtures() -> std::sync::Arc<wspush_adapters::MemoryStore> {
     store
 }
 
+/// The message IDs an SQS batch response reports failed.
+fn failed_ids(answer: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<&str> {
+    answer
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.as_str())
+        .collect()
+}
+
 fn recipients(sent: &Sent) -> Vec<(String, String)> {
     let mut sent = sent.lock().expect("lock").clone();
     sent.sort();
@@ -74,11 +83,7 @@ async fn an_sqs_record_whose_push_is_incomplete_is_reported_failed() {
 
     let answer = handle_sqs(event, &service, None).await;
 
-    let failed: Vec<&str> = answer
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = failed_ids(&answer);
     assert_eq!(failed.len(), 3, "{failed:?}");
 }
 
@@ -221,11 +226,7 @@ async fn an_sqs_record_that_another_delivery_is_pushing_is_reported_failed_for_l
 
     let answer = handle_sqs(event, &service, None).await;
 
-    let failed: Vec<&str> = answer
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = failed_ids(&answer);
     assert!(failed.contains(&busy.as_str()), "{failed:?}");
     assert!(
         recipients(&sent)
