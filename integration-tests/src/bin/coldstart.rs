@@ -165,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
                 .env("AWS_EC2_METADATA_DISABLED", "true")
                 .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb.endpoint)
                 .env("WSPUSH_TABLE", dynamodb.store.table())
+                // As deployed: the pusher builds its continuation queue's client at cold
+                // start (it sends nothing unless a push is continued).
+                .env("WSPUSH_QUEUE_URL", format!("http://{address}/queue"))
                 .env(
                     "WSPUSH_MANAGEMENT_ENDPOINT",
                     format!("http://{address}/prod"),
