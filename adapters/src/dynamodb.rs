@@ -6,7 +6,7 @@
 //!
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
-//! | connection | `c#<connection id>` | `conn` | `owner` (user), `connected_at`, `expires_at_ms`, `ttl` |
+//! | connection | `c#<connection id>` | `conn` | `owner` (user), `connected_at`, `expires_at_ms`, `ttl`, `grants` (a list of strings, only when the token limited its topics) |
 //! | subscription | `c#<connection id>` | `t#<external id>` | `topic`, `member` (user), `connected_at`, `expires_at_ms`, `ttl` |
 //! | request (ledger) | `r#<request id>` | `request` | `state` (`claimed` or `completed`), `until_ms`, `ttl` |
 //!
@@ -59,7 +59,9 @@ use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TransactWriteItem, WriteRequest,
 };
-use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, UserId};
+use wspush_domain::{
+    Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, TopicGrants, UserId,
+};
 use wspush_ports::{Claim, ConnectionStore, Cursor, Page, RequestLedger, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
@@ -71,6 +73,7 @@ const MEMBER: &str = "member";
 const TOPIC: &str = "topic";
 const CONNECTED_AT: &str = "connected_at";
 const EXPIRES_AT_MS: &str = "expires_at_ms";
+const GRANTS: &str = "grants";
 /// The table's TTL attribute, in epoch seconds.
 pub const TTL: &str = "ttl";
 /// The index of connection items by user; scanned in segments for a broadcast.
@@ -406,6 +409,10 @@ impl ConnectionStore for DynamoDbStore {
             AttributeValue::S(connection.user().to_string()),
         );
         add_lifetime(&mut item, connection);
+        if let Some(grants) = connection.grants() {
+            let list = grants.to_strings().into_iter().map(AttributeValue::S);
+            item.insert(GRANTS.into(), AttributeValue::L(list.collect()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -432,7 +439,7 @@ impl ConnectionStore for DynamoDbStore {
             .map_err(store_error)?;
         match output.item() {
             Some(item) => {
-                let found = connection_from(item, OWNER)?;
+                let found = connection_from(item, OWNER)?.with_grants(grants_from(item)?);
                 Ok(found.is_live_at(now).then_some(found))
             }
             None => Ok(None),
@@ -765,6 +772,24 @@ fn connection_from(item: &Item, user_attribute: &str) -> Result<Connection, Stor
         millis(item, CONNECTED_AT)?,
         millis(item, EXPIRES_AT_MS)?,
     ))
+}
+
+/// The `grants` of a connection item; absent when its token did not limit its topics.
+fn grants_from(item: &Item) -> Result<Option<TopicGrants>, StoreError> {
+    let Some(value) = item.get(GRANTS) else {
+        return Ok(None);
+    };
+    let list = value
+        .as_l()
+        .map_err(|_| corrupt(item, format!("`{GRANTS}` is not a list")))?;
+    let strings = list
+        .iter()
+        .map(|grant| grant.as_s().cloned())
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|_| corrupt(item, format!("`{GRANTS}` holds a non-string")))?;
+    TopicGrants::parse(strings)
+        .map(Some)
+        .map_err(|error| corrupt(item, error))
 }
 
 fn corrupt(item: &Item, problem: impl std::fmt::Display) -> StoreError {

@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::grants::TopicGrants;
 use crate::ids::{ConnectionId, ExternalId, UserId};
 use crate::limits::MAX_CONNECTION_DURATION;
 use crate::time::Timestamp;
 
-/// An open WebSocket connection: who it belongs to and how long it can live.
+/// An open WebSocket connection: who it belongs to, how long it can live, and the topics its
+/// token granted it (when it was opened with a token that carries grants).
 ///
 /// API Gateway closes every connection after [`MAX_CONNECTION_DURATION`] and does not
 /// promise a `$disconnect`, so the expiry is part of the model: a connection past its
@@ -17,6 +19,8 @@ pub struct Connection {
     user: UserId,
     connected_at: Timestamp,
     expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grants: Option<TopicGrants>,
 }
 
 impl Connection {
@@ -27,7 +31,15 @@ impl Connection {
             user,
             connected_at,
             expires_at: connected_at.saturating_add(MAX_CONNECTION_DURATION),
+            grants: None,
         }
+    }
+
+    /// The same connection, limited to the topics `grants` allow (`None`: not limited by a
+    /// token; the subscription policy still applies).
+    pub fn with_grants(mut self, grants: Option<TopicGrants>) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// A connection read back from a store, with the expiry it was saved with.
@@ -42,6 +54,7 @@ impl Connection {
             user,
             connected_at,
             expires_at,
+            grants: None,
         }
     }
 
@@ -53,6 +66,11 @@ impl Connection {
     /// The user the connection belongs to.
     pub fn user(&self) -> &UserId {
         &self.user
+    }
+
+    /// The topics its token granted, if its token limited them.
+    pub fn grants(&self) -> Option<&TopicGrants> {
+        self.grants.as_ref()
     }
 
     /// When the connection was opened.

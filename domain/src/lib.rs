@@ -12,6 +12,7 @@ pub mod audience;
 pub mod builder;
 pub mod connection;
 pub mod continuation;
+pub mod grants;
 pub mod ids;
 pub mod limits;
 pub mod notification;
@@ -26,6 +27,7 @@ pub use connection::{Connection, Subscription};
 pub use continuation::{
     ContinuationError, ContinuationLimits, Leftover, Resume, plan_continuations,
 };
+pub use grants::{GrantError, TopicGrant, TopicGrants};
 pub use ids::{ConnectionId, ExternalId, IdError, IdKind, RequestId, UserId};
 pub use notification::{Narrowed, NotificationRequest, RequestError};
 pub use pacing::Pacer;

@@ -61,3 +61,7 @@ pub const MAX_CURSOR_BYTES: usize = 8 * 1024;
 /// The highest `generation` a notification request may carry. The pusher's configured
 /// bound (`WSPUSH_MAX_GENERATIONS`) is usually far lower; this only rejects nonsense.
 pub const MAX_GENERATION: u32 = 100;
+
+/// The most topic grants a token may carry. They are saved on the connection's item, which
+/// DynamoDB caps at 400 KB: 256 grants of at most 512 bytes stay far below it.
+pub const MAX_TOPIC_GRANTS: usize = 256;

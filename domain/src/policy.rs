@@ -1,6 +1,7 @@
 //! What a connection may subscribe to.
 
-use crate::ids::{ExternalId, UserId};
+use crate::connection::Connection;
+use crate::ids::ExternalId;
 
 /// Why a subscription was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +17,12 @@ pub enum Denial {
     /// The topic is another user's own channel.
     #[error("topic `{topic}` is another user's own channel")]
     OtherUsersChannel {
+        /// The topic refused.
+        topic: ExternalId,
+    },
+    /// The connection's token does not grant the topic.
+    #[error("topic `{topic}` is not granted by the connection's token")]
+    NotGranted {
         /// The topic refused.
         topic: ExternalId,
     },
@@ -43,8 +50,15 @@ pub enum Denial {
 
 /// The rules a subscribe request must pass.
 ///
-/// Default: any namespace, never another user's own channel (`user:<someone else>`), at most
-/// 100 subscriptions per connection and 20 topics per message.
+/// A topic is allowed when it passes, in order:
+///
+/// 1. a user's own channel (`user:<id>`) is allowed to that user and denied to everyone else,
+///    whatever the other rules say;
+/// 2. its namespace is one of the allowed namespaces, when they are restricted;
+/// 3. the connection's token grants it, when the connection was opened with grants.
+///
+/// Default: any namespace, at most 100 subscriptions per connection and 20 topics per
+/// message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionPolicy {
     allowed_namespaces: Option<Vec<String>>,
@@ -91,8 +105,17 @@ impl SubscriptionPolicy {
         self.max_subscriptions_per_connection
     }
 
-    /// Checks the topics of one subscribe message from `user`.
-    pub fn check_topics(&self, user: &UserId, topics: &[ExternalId]) -> Result<(), Denial> {
+    /// The most topics one subscribe message may name.
+    pub fn max_topics_per_message(&self) -> usize {
+        self.max_topics_per_message
+    }
+
+    /// Checks the topics of one subscribe message on `connection`.
+    pub fn check_topics(
+        &self,
+        connection: &Connection,
+        topics: &[ExternalId],
+    ) -> Result<(), Denial> {
         if topics.len() > self.max_topics_per_message {
             return Err(Denial::TooManyTopics {
                 given: topics.len(),
@@ -101,12 +124,12 @@ impl SubscriptionPolicy {
         }
         topics
             .iter()
-            .try_for_each(|topic| self.check_topic(user, topic))
+            .try_for_each(|topic| self.check_topic(connection, topic))
     }
 
-    fn check_topic(&self, user: &UserId, topic: &ExternalId) -> Result<(), Denial> {
+    fn check_topic(&self, connection: &Connection, topic: &ExternalId) -> Result<(), Denial> {
         if let Some(owner) = topic.channel_owner() {
-            return if owner == user.as_str() {
+            return if owner == connection.user().as_str() {
                 Ok(())
             } else {
                 Err(Denial::OtherUsersChannel {
@@ -120,11 +143,17 @@ impl SubscriptionPolicy {
                     .namespace()
                     .is_some_and(|namespace| allowed.iter().any(|a| a == namespace)) =>
             {
-                Err(Denial::NamespaceNotAllowed {
+                return Err(Denial::NamespaceNotAllowed {
                     topic: topic.clone(),
                     allowed: allowed.join(", "),
-                })
+                });
             }
+            _ => {}
+        }
+        match connection.grants() {
+            Some(grants) if !grants.allows(topic) => Err(Denial::NotGranted {
+                topic: topic.clone(),
+            }),
             _ => Ok(()),
         }
     }
@@ -145,9 +174,22 @@ impl SubscriptionPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grants::TopicGrants;
+    use crate::ids::{ConnectionId, UserId};
+    use crate::time::Timestamp;
 
-    fn user(id: &str) -> UserId {
-        UserId::parse(id).expect("valid")
+    fn user(id: &str) -> Connection {
+        Connection::open(
+            ConnectionId::parse("c1").expect("valid"),
+            UserId::parse(id).expect("valid"),
+            Timestamp::EPOCH,
+        )
+    }
+
+    fn granted(id: &str, grants: &[&str]) -> Connection {
+        user(id).with_grants(Some(
+            TopicGrants::parse(grants.iter().copied()).expect("valid"),
+        ))
     }
 
     fn topics(ids: &[&str]) -> Vec<ExternalId> {
@@ -216,6 +258,48 @@ mod tests {
             policy
                 .check_topics(&user("u1"), &topics(&["room"]))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_token_with_grants_allows_only_what_it_grants() {
+        let policy = SubscriptionPolicy::default();
+        let connection = granted("u1", &["room:*", "ticker:AAPL"]);
+
+        assert_eq!(
+            policy.check_topics(&connection, &topics(&["room:1", "ticker:AAPL"])),
+            Ok(())
+        );
+        assert_eq!(
+            policy.check_topics(&connection, &topics(&["room:1", "ticker:MSFT"])),
+            Err(Denial::NotGranted {
+                topic: ExternalId::parse("ticker:MSFT").expect("valid")
+            })
+        );
+    }
+
+    #[test]
+    fn grants_never_open_a_namespace_the_policy_closes_or_another_users_channel() {
+        let policy = SubscriptionPolicy::default().with_allowed_namespaces(["room"]);
+        let connection = granted("u1", &["*"]);
+
+        assert!(matches!(
+            policy.check_topics(&connection, &topics(&["admin:all"])),
+            Err(Denial::NamespaceNotAllowed { .. })
+        ));
+        assert!(matches!(
+            policy.check_topics(&connection, &topics(&["user:u2"])),
+            Err(Denial::OtherUsersChannel { .. })
+        ));
+    }
+
+    #[test]
+    fn a_users_own_channel_needs_no_grant() {
+        let policy = SubscriptionPolicy::default();
+
+        assert_eq!(
+            policy.check_topics(&granted("u1", &[]), &topics(&["user:u1"])),
+            Ok(())
         );
     }
 

@@ -15,7 +15,7 @@ use wspush_adapters::ManualClock;
 use wspush_domain::limits::MAX_CONNECTION_DURATION;
 use wspush_domain::{
     Connection, ConnectionId, ExternalId, NotificationRequest, RequestId, Segment, Source,
-    Timestamp, UserId,
+    Timestamp, TopicGrants, UserId,
 };
 use wspush_ports::{
     Claim, ConnectionGateway, ConnectionInfo, ConnectionStore, GatewayError, PushConfig,
@@ -48,6 +48,7 @@ macro_rules! store_contract_tests {
     ($factory:path) => {
         $crate::store_contract_tests!(@cases $factory;
             a_saved_connection_is_read_back,
+            a_connection_keeps_the_topic_grants_of_its_token,
             an_unknown_connection_reads_as_none,
             an_expired_connection_is_never_read,
             saving_again_moves_the_connection_to_its_new_user,
@@ -177,6 +178,22 @@ pub async fn a_saved_connection_is_read_back(store: Store) {
         store.get(&id("c1"), NOW).await.expect("get"),
         Some(connection)
     );
+}
+
+/// The grants a token carried come back with the connection (an empty list stays empty,
+/// which grants nothing, unlike no list at all).
+pub async fn a_connection_keeps_the_topic_grants_of_its_token(store: Store) {
+    let grants = TopicGrants::parse(["room:*", "ticker:AAPL", "*"]).expect("valid");
+    let granted = open("c1", "ana").with_grants(Some(grants));
+    let none = open("c2", "ana").with_grants(Some(TopicGrants::default()));
+    save_all(&store, &[granted.clone(), none.clone()]).await;
+
+    let read = store.get(&id("c1"), NOW).await.expect("get");
+    let read_none = store.get(&id("c2"), NOW).await.expect("get");
+
+    assert_eq!(read, Some(granted));
+    assert_eq!(read_none, Some(none));
+    assert!(read.and_then(|c| c.grants().cloned()).is_some());
 }
 
 /// `get` of a connection never saved is `None`, not an error.

@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod limits;
 mod scenarios;
+mod security;
 
 macro_rules! scenarios {
     ($($case:ident),* $(,)?) => {

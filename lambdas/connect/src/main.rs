@@ -1,6 +1,8 @@
 //! The `$connect` Lambda: identifies the user and records the connection.
 //!
-//! Settings: `WSPUSH_TABLE`, `WSPUSH_IDENTITY_KEY` (default `principalId`).
+//! Settings: `WSPUSH_TABLE`; `WSPUSH_IDENTITY_KEY` (default `principalId`) for an authorizer,
+//! or `WSPUSH_JWT_HS256_SECRET` / `WSPUSH_JWT_JWKS` with `WSPUSH_JWT_ISSUER`,
+//! `WSPUSH_JWT_AUDIENCE`, `WSPUSH_JWT_TOPICS_CLAIM` to verify tokens here.
 
 use std::sync::Arc;
 
@@ -15,8 +17,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = Settings::from_env();
     let table = settings.table()?;
-    let identity = settings.identity();
-    if let Some(param) = &identity.insecure_query_param {
+    let identity = settings.identity()?;
+    if let Some(verifier) = &identity.token {
+        lambda_runtime::tracing::info!(?verifier, "tokens are required at $connect");
+    } else if let Some(param) = &identity.insecure_query_param {
         lambda_runtime::tracing::warn!(
             param,
             "INSECURE: users may name themselves in the query string"

@@ -1,14 +1,36 @@
 //! `$connect`: who is this, and remember the connection.
+//!
+//! The user comes from one of, in this order of configuration:
+//!
+//! - **a token** ([`TokenVerifier`]), when configured: a JWT in the `token` query parameter
+//!   or among the `Sec-WebSocket-Protocol` values (browsers can set no other header). Only the
+//!   token counts then; the authorizer context is ignored.
+//! - **the authorizer** (`requestContext.authorizer`), under [`IdentitySource::authorizer_key`].
+//! - INSECURE, for development only: a query parameter that names the user.
+//!
+//! When the client offered subprotocols, the answer names the one chosen, as browsers and API
+//! Gateway require: the first offered that is not a token, or the token itself when it was
+//! the only one.
+
+use std::sync::Arc;
 
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::http::HeaderValue;
 use serde_json::Value;
-use wspush_domain::UserId;
+use wspush_domain::{IdError, TopicGrants, UserId};
 use wspush_ports::{ConnectionService, ConnectionStore};
 
 use crate::response::{connection_id, response};
+use crate::token::{TokenError, TokenVerifier};
+
+/// The query parameter a token may come in.
+pub const TOKEN_QUERY_PARAM: &str = "token";
+
+/// The header browsers can set from JavaScript (`new WebSocket(url, protocols)`).
+pub const PROTOCOL_HEADER: &str = "sec-websocket-protocol";
 
 /// Where the user's identity comes from at `$connect`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct IdentitySource {
     /// The key of `requestContext.authorizer` that holds the user ID (the authorizer's
     /// `principalId` by default, or a key of its context).
@@ -16,6 +38,8 @@ pub struct IdentitySource {
     /// INSECURE, for development only: a query-string parameter that names the user when the
     /// authorizer gives no identity. Anyone can claim any user with it.
     pub insecure_query_param: Option<String>,
+    /// When set, a valid token is the only identity accepted.
+    pub token: Option<Arc<TokenVerifier>>,
 }
 
 impl Default for IdentitySource {
@@ -23,13 +47,110 @@ impl Default for IdentitySource {
         Self {
             authorizer_key: "principalId".to_owned(),
             insecure_query_param: None,
+            token: None,
         }
     }
 }
 
+/// Who opened a connection, and what their token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identified {
+    /// The user.
+    pub user: UserId,
+    /// The topics the token grants; `None` when not limited by a token.
+    pub grants: Option<TopicGrants>,
+}
+
+/// Why `$connect` refused a socket (a 401). Never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Tokens are required and none was presented.
+    #[error(
+        "no token: send it in the `token` query parameter or as a Sec-WebSocket-Protocol value"
+    )]
+    NoToken,
+    /// More than one token was presented.
+    #[error("more than one token was presented")]
+    SeveralTokens,
+    /// The token failed verification.
+    #[error("invalid token: {0}")]
+    Token(#[from] TokenError),
+    /// No authorizer identity (and no development query parameter).
+    #[error("the event carries no identity under `{0}`")]
+    NoIdentity(String),
+    /// The identity is not a valid user ID.
+    #[error("the identity is not a valid user ID: {0}")]
+    InvalidUser(IdError),
+}
+
+/// Whether a subprotocol value has the shape of a JWT (three base64url parts).
+fn looks_like_jwt(value: &str) -> bool {
+    value.split('.').count() == 3
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && value.split('.').take(2).all(|part| !part.is_empty())
+}
+
+/// The subprotocols the client offered, in order.
+fn offered_protocols(event: &ApiGatewayWebsocketProxyRequest) -> Vec<&str> {
+    let mut offered: Vec<&str> = event
+        .multi_value_headers
+        .get_all(PROTOCOL_HEADER)
+        .iter()
+        .chain(event.headers.get_all(PROTOCOL_HEADER).iter())
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .collect();
+    // API Gateway sends each header in both maps.
+    let mut seen = std::collections::HashSet::new();
+    offered.retain(|value| seen.insert(*value));
+    offered
+}
+
+/// The subprotocol to answer with: the first offered that is not a token, else the token
+/// when tokens are in use (the client offered nothing else), else none.
+pub fn chosen_protocol(event: &ApiGatewayWebsocketProxyRequest, tokens: bool) -> Option<String> {
+    let offered = offered_protocols(event);
+    offered
+        .iter()
+        .find(|value| !looks_like_jwt(value))
+        .or_else(|| offered.first().filter(|_| tokens))
+        .map(|value| (*value).to_owned())
+}
+
+/// The one token the client presented, from the query string or a subprotocol.
+fn presented_token(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, Refusal> {
+    let mut tokens: Vec<&str> = offered_protocols(event)
+        .into_iter()
+        .filter(|value| looks_like_jwt(value))
+        .collect();
+    let query = event
+        .multi_value_query_string_parameters
+        .all(TOKEN_QUERY_PARAM)
+        .or_else(|| event.query_string_parameters.all(TOKEN_QUERY_PARAM))
+        .unwrap_or_default();
+    tokens.extend(query);
+    tokens.dedup();
+    match tokens.as_slice() {
+        [] => Err(Refusal::NoToken),
+        [token] => Ok(token),
+        _ => Err(Refusal::SeveralTokens),
+    }
+}
+
 impl IdentitySource {
-    /// The user of a `$connect` event; `None` when it carries no usable identity.
-    pub fn user_of(&self, event: &ApiGatewayWebsocketProxyRequest) -> Option<UserId> {
+    /// The user of a `$connect` event, or why the socket is refused.
+    pub fn identify(&self, event: &ApiGatewayWebsocketProxyRequest) -> Result<Identified, Refusal> {
+        if let Some(verifier) = &self.token {
+            let verified = verifier.verify(presented_token(event)?)?;
+            return Ok(Identified {
+                user: verified.user,
+                grants: verified.grants,
+            });
+        }
         let from_authorizer = event
             .request_context
             .authorizer
@@ -48,19 +169,16 @@ impl IdentitySource {
                     .map(str::to_owned)
             })
         };
-        let raw = from_authorizer.or_else(from_query)?;
-        match UserId::parse(raw) {
-            Ok(user) => Some(user),
-            Err(error) => {
-                tracing::warn!(%error, "the identity at $connect is not a valid user ID");
-                None
-            }
-        }
+        let raw = from_authorizer
+            .or_else(from_query)
+            .ok_or_else(|| Refusal::NoIdentity(self.authorizer_key.clone()))?;
+        let user = UserId::parse(raw).map_err(Refusal::InvalidUser)?;
+        Ok(Identified { user, grants: None })
     }
 }
 
 /// Handles `$connect`: 200 and the connection saved, or 401 (the socket is refused) when
-/// the event carries no identity.
+/// the event carries no valid identity.
 pub async fn handle_connect<S>(
     event: &ApiGatewayWebsocketProxyRequest,
     service: &ConnectionService<S>,
@@ -73,12 +191,23 @@ where
         Ok(connection) => connection,
         Err(refusal) => return *refusal,
     };
-    let Some(user) = identity.user_of(event) else {
-        tracing::warn!(%connection, key = %identity.authorizer_key, "refusing a connection without identity");
-        return response(401, "Unauthorized");
+    let Identified { user, grants } = match identity.identify(event) {
+        Ok(identified) => identified,
+        Err(refusal) => {
+            tracing::warn!(%connection, reason = %refusal, "refusing the connection");
+            return response(401, "Unauthorized");
+        }
     };
-    match service.connect(connection, user).await {
-        Ok(_) => response(200, "Connected"),
+    match service.connect_with_grants(connection, user, grants).await {
+        Ok(_) => {
+            let mut answer = response(200, "Connected");
+            if let Some(protocol) = chosen_protocol(event, identity.token.is_some())
+                && let Ok(value) = HeaderValue::from_str(&protocol)
+            {
+                answer.headers.insert(PROTOCOL_HEADER, value);
+            }
+            answer
+        }
         Err(error) => {
             tracing::error!(error = %anyhow::Error::new(error), "saving the connection failed");
             response(500, "Internal server error")

@@ -14,8 +14,9 @@ pub mod pusher;
 pub mod response;
 pub mod settings;
 pub mod subscribe;
+pub mod token;
 
-pub use connect::{IdentitySource, handle_connect};
+pub use connect::{Identified, IdentitySource, Refusal, handle_connect};
 pub use disconnect::handle_disconnect;
 pub use pusher::{
     PusherError, delivery_answer, handle_direct, handle_invocation, handle_sns, handle_sqs,

@@ -11,6 +11,7 @@ use wspush_domain::{ContinuationLimits, SubscriptionPolicy};
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig, ScatterConfig};
 
 use crate::connect::IdentitySource;
+use crate::token::{TokenRules, TokenVerifier};
 
 /// The DynamoDB table.
 pub const TABLE: &str = "WSPUSH_TABLE";
@@ -19,6 +20,20 @@ pub const IDENTITY_KEY: &str = "WSPUSH_IDENTITY_KEY";
 /// INSECURE, for development only: the query-string parameter a client may name its user
 /// in when the authorizer gives none. Unset in any deployment.
 pub const INSECURE_IDENTITY_PARAM: &str = "WSPUSH_INSECURE_DEV_IDENTITY_PARAM";
+/// The HS256 secret `$connect` verifies tokens with (at least 32 bytes); set this or
+/// [`JWT_JWKS`] to require a token.
+pub const JWT_HS256_SECRET: &str = "WSPUSH_JWT_HS256_SECRET";
+/// A JWKS document (JSON) of the RS256 / ES256 public keys `$connect` verifies tokens with.
+pub const JWT_JWKS: &str = "WSPUSH_JWT_JWKS";
+/// The issuer (`iss`) tokens must have; required with a secret or JWKS.
+pub const JWT_ISSUER: &str = "WSPUSH_JWT_ISSUER";
+/// The audience tokens' `aud` must include; required with a secret or JWKS.
+pub const JWT_AUDIENCE: &str = "WSPUSH_JWT_AUDIENCE";
+/// The claim listing the topics a token grants (default `topics`; `off` to leave topics to
+/// the subscription policy alone).
+pub const JWT_TOPICS_CLAIM: &str = "WSPUSH_JWT_TOPICS_CLAIM";
+/// Seconds of clock skew allowed on `exp` and `nbf` (default 30, at most 300).
+pub const JWT_LEEWAY_SECONDS: &str = "WSPUSH_JWT_LEEWAY_SECONDS";
 /// Comma-separated topic namespaces connections may subscribe to; unset or empty for any.
 pub const ALLOWED_NAMESPACES: &str = "WSPUSH_ALLOWED_NAMESPACES";
 /// The most subscriptions one connection may hold (default 100).
@@ -212,14 +227,77 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         self.required(TABLE)
     }
 
-    /// Where `$connect` finds the user ([`IDENTITY_KEY`], [`INSECURE_IDENTITY_PARAM`]).
-    pub fn identity(&self) -> IdentitySource {
-        IdentitySource {
+    /// Where `$connect` finds the user: a token when [`JWT_HS256_SECRET`] or [`JWT_JWKS`] is
+    /// set (with [`JWT_ISSUER`], [`JWT_AUDIENCE`], [`JWT_TOPICS_CLAIM`],
+    /// [`JWT_LEEWAY_SECONDS`]), else the authorizer ([`IDENTITY_KEY`], and
+    /// [`INSECURE_IDENTITY_PARAM`] for development).
+    pub fn identity(&self) -> Result<IdentitySource, SettingsError> {
+        let token = self.token_verifier()?;
+        let insecure_query_param = self.get(INSECURE_IDENTITY_PARAM);
+        if token.is_some() && insecure_query_param.is_some() {
+            return Err(SettingsError::Invalid {
+                key: INSECURE_IDENTITY_PARAM,
+                value: insecure_query_param.unwrap_or_default(),
+                reason: "tokens are required, so users cannot name themselves; unset it".into(),
+            });
+        }
+        Ok(IdentitySource {
             authorizer_key: self
                 .get(IDENTITY_KEY)
                 .unwrap_or_else(|| "principalId".to_owned()),
-            insecure_query_param: self.get(INSECURE_IDENTITY_PARAM),
+            insecure_query_param,
+            token: token.map(std::sync::Arc::new),
+        })
+    }
+
+    fn token_verifier(&self) -> Result<Option<TokenVerifier>, SettingsError> {
+        let (secret, jwks) = (self.get(JWT_HS256_SECRET), self.get(JWT_JWKS));
+        if secret.is_none() && jwks.is_none() {
+            return Ok(None);
         }
+        let leeway = self.number(JWT_LEEWAY_SECONDS, 30u64)?;
+        if leeway > 300 {
+            return Err(SettingsError::Invalid {
+                key: JWT_LEEWAY_SECONDS,
+                value: leeway.to_string(),
+                reason: "must be at most 300".into(),
+            });
+        }
+        let rules = TokenRules {
+            issuer: self.required(JWT_ISSUER)?,
+            audience: self.required(JWT_AUDIENCE)?,
+            topics_claim: if self.is_off(JWT_TOPICS_CLAIM) {
+                None
+            } else {
+                Some(
+                    self.get(JWT_TOPICS_CLAIM)
+                        .map_or_else(|| "topics".to_owned(), |claim| claim.trim().to_owned()),
+                )
+            },
+            leeway: Duration::from_secs(leeway),
+        };
+        let (key, value, verifier) = match (secret, jwks) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError::Invalid {
+                    key: JWT_JWKS,
+                    value: "(a JWKS document)".into(),
+                    reason: format!("set either {JWT_HS256_SECRET} or {JWT_JWKS}, not both"),
+                });
+            }
+            (Some(secret), None) => (
+                JWT_HS256_SECRET,
+                // A secret is never echoed in an error.
+                "(hidden)".to_owned(),
+                TokenVerifier::hs256(secret.as_bytes(), rules),
+            ),
+            (None, Some(jwks)) => (JWT_JWKS, jwks.clone(), TokenVerifier::jwks(&jwks, rules)),
+            (None, None) => return Ok(None),
+        };
+        verifier.map(Some).map_err(|error| SettingsError::Invalid {
+            key,
+            value,
+            reason: error.to_string(),
+        })
     }
 
     /// The subscription policy ([`ALLOWED_NAMESPACES`], [`MAX_SUBSCRIPTIONS`],
@@ -428,14 +506,86 @@ mod tests {
 
     #[test]
     fn the_identity_comes_from_principal_id_unless_configured() {
-        let default = settings(&[]).identity();
-        let custom =
-            settings(&[(IDENTITY_KEY, "userId"), (INSECURE_IDENTITY_PARAM, "user")]).identity();
+        let default = settings(&[]).identity().expect("valid");
+        let custom = settings(&[(IDENTITY_KEY, "userId"), (INSECURE_IDENTITY_PARAM, "user")])
+            .identity()
+            .expect("valid");
 
         assert_eq!(default.authorizer_key, "principalId");
         assert_eq!(default.insecure_query_param, None);
         assert_eq!(custom.authorizer_key, "userId");
         assert_eq!(custom.insecure_query_param.as_deref(), Some("user"));
+        assert!(default.token.is_none());
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_secret_with_issuer_and_audience_requires_tokens_granting_topics_by_default() {
+        let identity = settings(&[
+            (JWT_HS256_SECRET, SECRET),
+            (JWT_ISSUER, "https://issuer.example"),
+            (JWT_AUDIENCE, "wspush"),
+        ])
+        .identity()
+        .expect("valid");
+        let off = settings(&[
+            (JWT_HS256_SECRET, SECRET),
+            (JWT_ISSUER, "https://issuer.example"),
+            (JWT_AUDIENCE, "wspush"),
+            (JWT_TOPICS_CLAIM, "off"),
+        ])
+        .identity()
+        .expect("valid");
+
+        let verifier = identity.token.expect("tokens required");
+        assert_eq!(verifier.topics_claim(), Some("topics"));
+        assert_eq!(off.token.expect("tokens required").topics_claim(), None);
+    }
+
+    #[test]
+    fn bad_token_settings_name_their_variable_and_never_echo_the_secret() {
+        let base = [(JWT_ISSUER, "iss"), (JWT_AUDIENCE, "aud")];
+        let case = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            settings(&pairs).identity().expect_err("invalid")
+        };
+
+        let short = case(&[(JWT_HS256_SECRET, "too-short-secret")]);
+        assert!(short.to_string().contains(JWT_HS256_SECRET), "{short}");
+        assert!(!short.to_string().contains("too-short-secret"), "{short}");
+        let both = case(&[(JWT_HS256_SECRET, SECRET), (JWT_JWKS, r#"{"keys":[]}"#)]);
+        assert!(both.to_string().contains("not both"), "{both}");
+        let jwks = case(&[(JWT_JWKS, r#"{"keys":[]}"#)]);
+        assert!(jwks.to_string().contains(JWT_JWKS), "{jwks}");
+        let not_json = case(&[(JWT_JWKS, "keys")]);
+        assert!(
+            not_json.to_string().contains("not a JSON object"),
+            "{not_json}"
+        );
+        let leeway = case(&[(JWT_HS256_SECRET, SECRET), (JWT_LEEWAY_SECONDS, "3600")]);
+        assert!(leeway.to_string().contains(JWT_LEEWAY_SECONDS), "{leeway}");
+        let insecure = case(&[
+            (JWT_HS256_SECRET, SECRET),
+            (INSECURE_IDENTITY_PARAM, "user"),
+        ]);
+        assert!(
+            insecure.to_string().contains(INSECURE_IDENTITY_PARAM),
+            "{insecure}"
+        );
+        for missing in [JWT_ISSUER, JWT_AUDIENCE] {
+            let pairs: Vec<_> = base
+                .iter()
+                .copied()
+                .filter(|(key, _)| *key != missing)
+                .chain([(JWT_HS256_SECRET, SECRET)])
+                .collect();
+            assert_eq!(
+                settings(&pairs).identity().expect_err("missing"),
+                SettingsError::Missing(missing)
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,95 @@ struct RouteBody {
     topics: Vec<String>,
 }
 
+/// What a route message asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAction {
+    /// `"subscribe"`.
+    Subscribe,
+    /// `"unsubscribe"`.
+    Unsubscribe,
+}
+
+impl RouteAction {
+    /// The action's name in the message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteAction::Subscribe => "subscribe",
+            RouteAction::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+/// A valid route message: an action and at least one valid topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRequest {
+    /// What to do.
+    pub action: RouteAction,
+    /// The topics, in the order given.
+    pub topics: Vec<ExternalId>,
+}
+
+/// Why a route message was refused (a 400 reply).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RouteBodyError {
+    /// The action, when the message named one.
+    pub action: Option<String>,
+    /// What is wrong, for the sender.
+    pub message: String,
+}
+
+impl RouteBodyError {
+    fn new(action: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            action: action.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a route message's body: `{"action": "subscribe" | "unsubscribe", "topics": [...]}`.
+/// Unknown or repeated fields, wrong types, an empty topic list and invalid topics are
+/// refused, each with a message naming the problem.
+pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyError> {
+    let Some(text) = text else {
+        return Err(RouteBodyError::new(
+            None,
+            "the message has no body; send {\"action\":\"subscribe\",\"topics\":[...]}",
+        ));
+    };
+    let body: RouteBody = serde_json::from_str(text)
+        .map_err(|error| RouteBodyError::new(None, format!("invalid message: {error}")))?;
+    let action = match body.action.as_str() {
+        "subscribe" => RouteAction::Subscribe,
+        "unsubscribe" => RouteAction::Unsubscribe,
+        other => {
+            return Err(RouteBodyError::new(
+                Some(other),
+                format!("unknown action `{other}`; expected subscribe or unsubscribe"),
+            ));
+        }
+    };
+    let name = Some(action.as_str());
+    if body.topics.is_empty() {
+        return Err(RouteBodyError::new(
+            name,
+            "field `topics` must name at least one topic",
+        ));
+    }
+    let topics = body
+        .topics
+        .into_iter()
+        .enumerate()
+        .map(|(index, topic)| {
+            ExternalId::parse(topic).map_err(|error| {
+                RouteBodyError::new(name, format!("field `topics[{index}]`: {error}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RouteRequest { action, topics })
+}
+
 fn reply(
     status: i64,
     action: Option<&str>,
@@ -42,50 +131,17 @@ where
         Ok(connection) => connection,
         Err(refusal) => return *refusal,
     };
-    let Some(text) = event.body.as_deref() else {
-        return reply(
-            400,
-            None,
-            "the message has no body; send {\"action\":\"subscribe\",\"topics\":[...]}",
-        );
-    };
-    let body: RouteBody = match serde_json::from_str(text) {
-        Ok(body) => body,
+    let RouteRequest { action, topics } = match parse_route_body(event.body.as_deref()) {
+        Ok(request) => request,
         Err(error) => {
-            tracing::info!(%connection, %error, "invalid route body");
-            return reply(400, None, format!("invalid message: {error}"));
+            // The error can quote the body; only its size is logged at the default level.
+            let bytes = event.body.as_deref().map_or(0, str::len);
+            tracing::info!(%connection, bytes, "invalid route body");
+            tracing::debug!(%connection, error = %error.message, "invalid route body");
+            return reply(400, error.action.as_deref(), error.message);
         }
     };
-    let action = body.action.as_str();
-    if action != "subscribe" && action != "unsubscribe" {
-        return reply(
-            400,
-            Some(action),
-            format!("unknown action `{action}`; expected subscribe or unsubscribe"),
-        );
-    }
-    if body.topics.is_empty() {
-        return reply(
-            400,
-            Some(action),
-            "field `topics` must name at least one topic",
-        );
-    }
-    let mut topics = Vec::with_capacity(body.topics.len());
-    for (index, topic) in body.topics.into_iter().enumerate() {
-        match ExternalId::parse(topic) {
-            Ok(topic) => topics.push(topic),
-            Err(error) => {
-                return reply(
-                    400,
-                    Some(action),
-                    format!("field `topics[{index}]`: {error}"),
-                );
-            }
-        }
-    }
-
-    let result = if action == "subscribe" {
+    let result = if action == RouteAction::Subscribe {
         service.subscribe(&connection, &topics).await
     } else {
         service
@@ -98,17 +154,17 @@ where
             let names: Vec<&str> = topics.iter().map(ExternalId::as_str).collect();
             response(
                 200,
-                json!({"ok": true, "action": action, "topics": names}).to_string(),
+                json!({"ok": true, "action": action.as_str(), "topics": names}).to_string(),
             )
         }
         Err(SubscribeError::Denied(denial)) => {
             tracing::info!(%connection, %denial, "subscription denied");
-            reply(403, Some(action), denial)
+            reply(403, Some(action.as_str()), denial)
         }
-        Err(error @ SubscribeError::NotConnected(_)) => reply(410, Some(action), error),
+        Err(error @ SubscribeError::NotConnected(_)) => reply(410, Some(action.as_str()), error),
         Err(SubscribeError::Store(error)) => {
             tracing::error!(%connection, error = %anyhow::Error::new(error), "the store failed");
-            reply(500, Some(action), "internal error; try again")
+            reply(500, Some(action.as_str()), "internal error; try again")
         }
     }
 }

@@ -16,6 +16,7 @@ use wspush_adapters::{
 use wspush_domain::SubscriptionPolicy;
 use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use wspush_handlers::IdentitySource;
+use wspush_handlers::token::TokenVerifier;
 use wspush_ports::{
     Clock, ConnectionService, ConnectionStore, LedgerConfig, PushConfig, PushService,
     RequestLedger, SubscriptionService,
@@ -47,8 +48,12 @@ pub struct LocalConfig {
     pub address: SocketAddr,
     /// The stage: sockets open at `/{stage}`, the management API is `/{stage}/@connections`.
     pub stage: String,
-    /// The query-string parameter that plays the authorizer at `$connect` (local only).
+    /// The query-string parameter that plays the authorizer at `$connect` (local only;
+    /// ignored when tokens are required).
     pub identity_param: String,
+    /// When set, `$connect` requires a valid token, exactly as the connect Lambda does with
+    /// `WSPUSH_JWT_*` set.
+    pub token: Option<Arc<TokenVerifier>>,
     /// Where connections are kept.
     pub store: StoreChoice,
     /// Idle sockets are closed after this long (API Gateway: 10 minutes).
@@ -69,6 +74,7 @@ impl Default for LocalConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             stage: "local".to_owned(),
             identity_param: "user".to_owned(),
+            token: None,
             store: StoreChoice::Memory,
             idle_timeout: IDLE_TIMEOUT,
             max_duration: MAX_CONNECTION_DURATION,
@@ -230,7 +236,10 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
         faults: FaultInjector::new(config.faults.clone()),
         virtuals: VirtualConnections::default(),
         clock,
-        identity: IdentitySource::default(),
+        identity: IdentitySource {
+            token: config.token.clone(),
+            ..IdentitySource::default()
+        },
         store,
         config,
     });

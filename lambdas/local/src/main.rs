@@ -6,12 +6,15 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wspush_domain::SubscriptionPolicy;
+use wspush_handlers::settings::{self, Settings};
+use wspush_handlers::token::TokenVerifier;
 use wspush_local::{Faults, LocalConfig, StoreChoice, start};
 use wspush_ports::PushConfig;
 
@@ -19,7 +22,7 @@ use wspush_ports::PushConfig;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  wspush-local\n  wspush-local --port 9000 --allowed-namespaces room,ticker\n  wspush-local --dynamodb-endpoint http://127.0.0.1:8000 --table wspush\n  wspush-local --post-latency-ms 20 --throttle-rate 0.3 --lose-disconnects"
+    after_help = "Examples:\n  wspush-local\n  wspush-local --port 9000 --allowed-namespaces room,ticker\n  wspush-local --jwt-hs256-secret \"$SECRET\" --jwt-issuer https://auth.example.com/ --jwt-audience wspush\n  wspush-local --dynamodb-endpoint http://127.0.0.1:8000 --table wspush\n  wspush-local --post-latency-ms 20 --throttle-rate 0.3 --lose-disconnects"
 )]
 struct Args {
     /// Address to listen on.
@@ -47,8 +50,33 @@ struct Args {
     #[arg(long, default_value_t = 7200)]
     max_duration_secs: u64,
     /// Comma-separated topic namespaces connections may subscribe to (default: any).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', env = "WSPUSH_ALLOWED_NAMESPACES")]
     allowed_namespaces: Vec<String>,
+    /// The most subscriptions one connection may hold.
+    #[arg(
+        long,
+        default_value_t = 100,
+        env = "WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+    )]
+    max_subscriptions_per_connection: usize,
+    /// The most topics one subscribe message may name.
+    #[arg(long, default_value_t = 20, env = "WSPUSH_MAX_TOPICS_PER_MESSAGE")]
+    max_topics_per_message: usize,
+    /// Require an HS256 token at $connect, signed with this secret (at least 32 bytes).
+    #[arg(long, env = "WSPUSH_JWT_HS256_SECRET", hide_env_values = true)]
+    jwt_hs256_secret: Option<String>,
+    /// Require an RS256 / ES256 token at $connect, verified with this JWKS file's keys.
+    #[arg(long, conflicts_with = "jwt_hs256_secret")]
+    jwt_jwks_file: Option<std::path::PathBuf>,
+    /// The issuer (`iss`) tokens must have.
+    #[arg(long, env = "WSPUSH_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// The audience tokens' `aud` must include.
+    #[arg(long, env = "WSPUSH_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// The claim listing the topics a token grants, or `off`.
+    #[arg(long, default_value = "topics", env = "WSPUSH_JWT_TOPICS_CLAIM")]
+    jwt_topics_claim: String,
     /// PostToConnection calls each push keeps in flight.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
@@ -100,6 +128,30 @@ fn rate(name: &str, value: f64) -> anyhow::Result<f64> {
     Ok(value)
 }
 
+/// The token verifier the `--jwt-*` arguments describe, read by the same settings code as
+/// the connect Lambda's `WSPUSH_JWT_*` variables, so both accept and refuse alike.
+fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
+    let jwks = match &args.jwt_jwks_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --jwt-jwks-file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let lookup = |key: &str| match key {
+        settings::JWT_HS256_SECRET => args.jwt_hs256_secret.clone(),
+        settings::JWT_JWKS => jwks.clone(),
+        settings::JWT_ISSUER => args.jwt_issuer.clone(),
+        settings::JWT_AUDIENCE => args.jwt_audience.clone(),
+        settings::JWT_TOPICS_CLAIM => Some(args.jwt_topics_claim.clone()),
+        _ => None,
+    };
+    let identity = Settings::from_lookup(lookup)
+        .identity()
+        .context("the token arguments (--jwt-*)")?;
+    Ok(identity.token)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -108,15 +160,23 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let policy = if args.allowed_namespaces.is_empty() {
-        SubscriptionPolicy::default()
-    } else {
-        SubscriptionPolicy::default().with_allowed_namespaces(args.allowed_namespaces.clone())
-    };
+    anyhow::ensure!(
+        args.max_subscriptions_per_connection > 0 && args.max_topics_per_message > 0,
+        "--max-subscriptions-per-connection and --max-topics-per-message must be at least 1"
+    );
+    let mut policy = SubscriptionPolicy::default()
+        .with_max_subscriptions_per_connection(args.max_subscriptions_per_connection)
+        .with_max_topics_per_message(args.max_topics_per_message);
+    if !args.allowed_namespaces.is_empty() {
+        policy = policy.with_allowed_namespaces(args.allowed_namespaces.clone());
+    }
+    let token = token_verifier(&args)?;
+    let tokens_required = token.is_some();
     let config = LocalConfig {
         address: SocketAddr::new(args.host, args.port),
         stage: args.stage.clone(),
         identity_param: args.identity_param.clone(),
+        token,
         store: match (args.dynamodb_endpoint, args.table) {
             (Some(endpoint), Some(table)) => StoreChoice::DynamoDb { endpoint, table },
             _ => StoreChoice::Memory,
@@ -148,10 +208,17 @@ async fn main() -> anyhow::Result<()> {
     let param = &args.identity_param;
     println!("wspush local gateway ({store} store)");
     println!("  demo page:       {}", gateway.demo_url());
-    println!(
-        "  WebSocket:       {}?{param}=<user id>",
-        gateway.websocket_url()
-    );
+    if tokens_required {
+        println!(
+            "  WebSocket:       {}?token=<JWT> (or the JWT as a Sec-WebSocket-Protocol value)",
+            gateway.websocket_url()
+        );
+    } else {
+        println!(
+            "  WebSocket:       {}?{param}=<user id>",
+            gateway.websocket_url()
+        );
+    }
     println!(
         "  @connections:    {}/@connections/<connection id>",
         gateway.management_endpoint()

@@ -15,6 +15,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
+use wspush_handlers::connect::PROTOCOL_HEADER;
 use wspush_handlers::{handle_connect, handle_disconnect, handle_route};
 
 use crate::events::{self, EventContext};
@@ -64,7 +65,12 @@ pub async fn upgrade(
         .iter()
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
-    let user = query.get(&state.config.identity_param).map(String::as_str);
+    // The query parameter plays the authorizer, unless tokens are required (then the
+    // connect handler verifies the token itself, as the Lambda does).
+    let user = match state.identity.token {
+        Some(_) => None,
+        None => query.get(&state.config.identity_param).map(String::as_str),
+    };
     let event = events::connect(&info.context(&state), &header_map, &query, user);
     let answer = handle_connect(&event, &state.connections, &state.identity).await;
     if !(200..300).contains(&answer.status_code) {
@@ -79,7 +85,17 @@ pub async fn upgrade(
         tracing::info!(connection = %info.id, %status, "$connect refused the socket");
         return (status, body).into_response();
     }
-    tracing::info!(connection = %info.id, user, "socket open");
+    tracing::info!(connection = %info.id, "socket open");
+    // The subprotocol `$connect` chose (the handshake fails in browsers without it).
+    let protocol = answer
+        .headers
+        .get(PROTOCOL_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let upgrade = match protocol {
+        Some(protocol) => upgrade.protocols([protocol]),
+        None => upgrade,
+    };
     upgrade.on_upgrade(move |socket| run(socket, state, info))
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wspush_domain::{Connection, ConnectionId, UserId};
+use wspush_domain::{Connection, ConnectionId, TopicGrants, UserId};
 
 use crate::clock::Clock;
 use crate::store::{ConnectionStore, StoreError};
@@ -34,9 +34,25 @@ impl<S: ConnectionStore + ?Sized> ConnectionService<S> {
         connection: ConnectionId,
         user: UserId,
     ) -> Result<Connection, ServiceError> {
-        let connection = Connection::open(connection, user, self.clock.now());
+        self.connect_with_grants(connection, user, None).await
+    }
+
+    /// Records that `user` opened `connection` now with a token that grants it `grants`
+    /// (`None`: topics not limited by a token).
+    pub async fn connect_with_grants(
+        &self,
+        connection: ConnectionId,
+        user: UserId,
+        grants: Option<TopicGrants>,
+    ) -> Result<Connection, ServiceError> {
+        let connection = Connection::open(connection, user, self.clock.now()).with_grants(grants);
         self.store.save(&connection).await?;
-        tracing::info!(connection = %connection.id(), user = %connection.user(), "connected");
+        tracing::info!(
+            connection = %connection.id(),
+            user = %connection.user(),
+            grants = connection.grants().map(|grants| grants.as_slice().len()),
+            "connected"
+        );
         Ok(connection)
     }
 

@@ -62,7 +62,7 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
             .get(connection, now)
             .await?
             .ok_or_else(|| SubscribeError::NotConnected(connection.clone()))?;
-        self.policy.check_topics(found.user(), topics)?;
+        self.policy.check_topics(&found, topics)?;
 
         let mut held = self.store.subscriptions(connection).await?;
         let already: HashSet<&ExternalId> = held.iter().collect();
@@ -75,7 +75,7 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
         self.policy.check_total(held.len(), adding.len())?;
         if !adding.is_empty() {
             self.store.subscribe(&found, &adding, now).await?;
-            tracing::info!(%connection, topics = ?adding, "subscribed");
+            tracing::info!(%connection, topics = adding.len(), "subscribed");
         }
         held.extend(adding);
         Ok(held)
@@ -88,7 +88,7 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
         topics: &[ExternalId],
     ) -> Result<(), SubscribeError> {
         self.store.unsubscribe(connection, topics).await?;
-        tracing::info!(%connection, ?topics, "unsubscribed");
+        tracing::info!(%connection, topics = topics.len(), "unsubscribed");
         Ok(())
     }
 }

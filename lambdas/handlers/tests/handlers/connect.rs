@@ -54,7 +54,7 @@ async fn a_context_key_other_than_principal_id_can_name_the_user() {
     let service = ConnectionService::new(store.clone(), clock());
     let identity = IdentitySource {
         authorizer_key: "tenant".into(),
-        insecure_query_param: None,
+        ..IdentitySource::default()
     };
 
     handle_connect(&websocket_event(CONNECT), &service, &identity).await;

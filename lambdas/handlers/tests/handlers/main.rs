@@ -5,3 +5,4 @@ mod connect;
 mod helpers;
 mod pusher;
 mod subscribe;
+mod token;

@@ -1,0 +1,206 @@
+//! Tokens and the subscription policy through real sockets on the local gateway: a token
+//! opens a socket (from the query or a subprotocol, echoed back), a bad one is a 401, and
+//! each policy denial comes back to the socket as an error reply with nothing written.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use wspush_adapters::SystemClock;
+use wspush_domain::{ConnectionId, SubscriptionPolicy};
+use wspush_handlers::token::{TokenRules, TokenVerifier};
+use wspush_local::LocalConfig;
+use wspush_ports::Clock;
+
+use crate::helpers::{Client, Setup, wait_for};
+
+const SECRET: &[u8] = b"e2e-secret-e2e-secret-e2e-secret!!";
+
+fn token(claims: Value) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let mut all = json!({"iss": "e2e", "aud": "wspush", "exp": now + 600});
+    for (key, value) in claims.as_object().expect("object") {
+        all[key] = value.clone();
+    }
+    encode(
+        &Header::new(Algorithm::HS256),
+        &all,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .expect("sign")
+}
+
+/// A gateway that requires HS256 tokens and restricts namespaces and counts.
+async fn gateway() -> Setup {
+    let rules = TokenRules {
+        issuer: "e2e".into(),
+        audience: "wspush".into(),
+        topics_claim: Some("topics".into()),
+        leeway: Duration::from_secs(5),
+    };
+    Setup::memory_with(LocalConfig {
+        token: Some(Arc::new(TokenVerifier::hs256(SECRET, rules).expect("key"))),
+        policy: SubscriptionPolicy::default()
+            .with_allowed_namespaces(["room", "ticker"])
+            .with_max_subscriptions_per_connection(3)
+            .with_max_topics_per_message(2),
+        ..LocalConfig::default()
+    })
+    .await
+}
+
+async fn open(setup: &Setup, url: String) -> Client {
+    let before = setup.gateway.open_connections();
+    let (socket, _) = connect_async(url).await.expect("the socket opens");
+    let id = wait_for(|| {
+        setup
+            .gateway
+            .open_connections()
+            .into_iter()
+            .find(|id| !before.contains(id))
+    })
+    .await
+    .expect("the gateway registers the socket");
+    Client { socket, id }
+}
+
+async fn refused_status(url: String) -> u16 {
+    match connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_token_opens_a_socket_and_every_bad_one_is_refused_with_401() {
+    let setup = gateway().await;
+    let url = setup.gateway.websocket_url();
+
+    let client = open(
+        &setup,
+        format!("{url}?token={}", token(json!({"sub": "u-1"}))),
+    )
+    .await;
+    let stored = setup
+        .gateway
+        .store()
+        .get(
+            &ConnectionId::parse(client.id.as_str()).expect("id"),
+            SystemClock.now(),
+        )
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.user().as_str(), "u-1");
+
+    let expired = token(json!({"sub": "u-1", "exp": 1_000}));
+    let other_audience = token(json!({"sub": "u-1", "aud": "someone-else"}));
+    for (case, query) in [
+        ("no token, user named in the query", "user=u-1".to_owned()),
+        ("expired", format!("token={expired}")),
+        ("other audience", format!("token={other_audience}")),
+        ("not a JWT", "token=hello".to_owned()),
+    ] {
+        assert_eq!(
+            refused_status(format!("{url}?{query}")).await,
+            401,
+            "{case}"
+        );
+    }
+    assert_eq!(setup.gateway.open_connections(), [client.id.clone()]);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_offered_as_a_subprotocol_opens_the_socket_and_the_protocol_is_echoed() {
+    let setup = gateway().await;
+    let mut request = setup
+        .gateway
+        .websocket_url()
+        .into_client_request()
+        .expect("request");
+    let offered = format!("wspush, {}", token(json!({"sub": "u-2"})));
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(&offered).expect("header"),
+    );
+
+    let (_socket, response) = connect_async(request).await.expect("the socket opens");
+
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|value| value.to_str().expect("ascii")),
+        Some("wspush")
+    );
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_policy_denial_reaches_the_socket_as_an_error_and_writes_nothing() {
+    let setup = gateway().await;
+    let claims = json!({"sub": "u-1", "topics": ["room:*", "ticker:AAPL"]});
+    let url = format!("{}?token={}", setup.gateway.websocket_url(), token(claims));
+    let mut client = open(&setup, url).await;
+    let connection = ConnectionId::parse(client.id.as_str()).expect("id");
+
+    let mut reply = async |topics: &[&str]| {
+        let body = json!({"action": "subscribe", "topics": topics});
+        client.send(&body.to_string()).await;
+        client.next_json().await
+    };
+    let namespace = reply(&["admin:1"]).await;
+    let other_user = reply(&["user:u-2"]).await;
+    let not_granted = reply(&["ticker:MSFT"]).await;
+    let too_many_topics = reply(&["room:1", "room:2", "room:3"]).await;
+    let held = reply(&["room:1", "room:2"]).await;
+    let too_many_subscriptions = reply(&["ticker:AAPL", "user:u-1"]).await;
+    let own_channel = reply(&["user:u-1"]).await;
+
+    for (denial, expected) in [
+        (
+            &namespace,
+            "topic `admin:1` is not in an allowed namespace (room, ticker)",
+        ),
+        (
+            &other_user,
+            "topic `user:u-2` is another user's own channel",
+        ),
+        (
+            &not_granted,
+            "topic `ticker:MSFT` is not granted by the connection's token",
+        ),
+        (
+            &too_many_topics,
+            "a message may name at most 2 topics, got 3",
+        ),
+        (
+            &too_many_subscriptions,
+            "a connection may hold at most 3 subscriptions; it has 2 and asked for 2 more",
+        ),
+    ] {
+        assert_eq!(denial["ok"], false, "{denial}");
+        assert_eq!(denial["error"], expected, "{denial}");
+    }
+    assert_eq!(held["topics"], json!(["room:1", "room:2"]));
+    assert_eq!(
+        own_channel["topics"],
+        json!(["room:1", "room:2", "user:u-1"])
+    );
+    let subscriptions = setup
+        .gateway
+        .store()
+        .subscriptions(&connection)
+        .await
+        .expect("read");
+    assert_eq!(subscriptions.len(), 3);
+    setup.finish().await;
+}

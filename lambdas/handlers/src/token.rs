@@ -1,0 +1,356 @@
+//! JSON Web Tokens at `$connect`: who the user is, and which topics the token grants.
+//!
+//! Keys are either one HS256 secret or a JWKS document of RS256 (RSA) and ES256 (EC P-256)
+//! public keys; a token must be signed with one of the algorithms its keys are for, so an
+//! RSA public key can never be used as an HMAC secret. A token is accepted when its
+//! signature is valid and it has `exp` (not past), `iss` and `aud` (equal to the configured
+//! ones), `sub` (a valid user ID) and, if present, `nbf` (not in the future), all within the
+//! configured leeway. Errors name the check that failed and never quote the token.
+
+use std::fmt;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde_json::{Map, Value};
+use wspush_domain::{GrantError, IdError, TopicGrants, UserId};
+
+/// The shortest HS256 secret accepted: RFC 7518 asks for a key as long as the hash (256 bits).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// The longest token read; longer ones are refused before any decoding.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Why the token configuration cannot be used (a cold-start error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The HS256 secret is too short to be safe.
+    #[error("the HS256 secret is {len} bytes; at least {MIN_HS256_SECRET_BYTES} are required")]
+    ShortSecret {
+        /// Its length.
+        len: usize,
+    },
+    /// The JWKS document is not a JSON object with a `keys` array.
+    #[error("the JWKS document is not a JSON object with a `keys` array: {0}")]
+    NotAJwks(String),
+    /// One key of the JWKS cannot be read.
+    #[error("JWKS key {index}: {reason}")]
+    BadKey {
+        /// Its position in `keys`.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No key of the JWKS is an RS256 or ES256 signing key.
+    #[error("the JWKS document has no RS256 (RSA) or ES256 (EC P-256) signing key")]
+    NoUsableKey,
+    /// Two keys share a `kid`, or several keys have none.
+    #[error("JWKS key {index}: {reason}")]
+    AmbiguousKey {
+        /// Its position in `keys`.
+        index: usize,
+        /// Which ambiguity.
+        reason: &'static str,
+    },
+}
+
+/// Why a token was refused (the socket gets 401). Never holds the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("the token is {len} bytes; at most {MAX_TOKEN_BYTES} are read")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// Not three base64url parts, or its header is not valid JSON.
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    /// Signed with an algorithm the configured keys are not for.
+    #[error("the token's algorithm {0} is not accepted")]
+    Algorithm(String),
+    /// Its `kid` names no configured key, or it has no `kid` and several keys could apply.
+    #[error("no configured key matches the token's `kid`")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    /// `exp` is in the past.
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("the token is not valid yet (`nbf`)")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("the token's issuer (`iss`) is not the configured one")]
+    WrongIssuer,
+    /// `aud` does not include the configured audience.
+    #[error("the token's audience (`aud`) does not include the configured one")]
+    WrongAudience,
+    /// A claim that must be present is missing.
+    #[error("the token has no `{0}` claim")]
+    MissingClaim(String),
+    /// A claim has the wrong type.
+    #[error("the token's `{0}` claim has the wrong type")]
+    BadClaim(String),
+    /// `sub` is not a valid user ID.
+    #[error("the token's `sub` is not a valid user ID: {0}")]
+    BadSubject(IdError),
+    /// The topics claim is not an array of valid grants.
+    #[error("the token's `{claim}` claim: {reason}")]
+    BadGrants {
+        /// The claim's name.
+        claim: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind;
+        match error.into_kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+            ErrorKind::InvalidAudience => TokenError::WrongAudience,
+            ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim),
+            ErrorKind::InvalidClaimFormat(claim) => TokenError::BadClaim(claim),
+            ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => {
+                TokenError::Algorithm("(mismatched with its key)".to_owned())
+            }
+            // Bad base64, JSON or UTF-8 in the token, or key material that does not parse.
+            _ => TokenError::Malformed,
+        }
+    }
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The user, from `sub`.
+    pub user: UserId,
+    /// The topics granted, from the topics claim; `None` when grants are not configured.
+    pub grants: Option<TopicGrants>,
+}
+
+struct Key {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks tokens against the configured keys, issuer and audience.
+pub struct TokenVerifier {
+    keys: Vec<Key>,
+    issuer: String,
+    audience: String,
+    topics_claim: Option<String>,
+    leeway: Duration,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key material stays out of debug output.
+        let algorithms: Vec<String> = self
+            .keys
+            .iter()
+            .map(|key| format!("{:?}", key.algorithm))
+            .collect();
+        f.debug_struct("TokenVerifier")
+            .field("algorithms", &algorithms)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("topics_claim", &self.topics_claim)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every verifier needs besides its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRules {
+    /// The `iss` a token must have.
+    pub issuer: String,
+    /// The audience a token's `aud` must include.
+    pub audience: String,
+    /// The claim that lists the topics a token grants; `None` to leave topics to the
+    /// subscription policy alone.
+    pub topics_claim: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+}
+
+impl TokenVerifier {
+    /// Tokens signed with HS256 and this shared secret.
+    pub fn hs256(secret: &[u8], rules: TokenRules) -> Result<Self, KeyError> {
+        if secret.len() < MIN_HS256_SECRET_BYTES {
+            return Err(KeyError::ShortSecret { len: secret.len() });
+        }
+        let key = Key {
+            kid: None,
+            algorithm: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+        };
+        Ok(Self::with_keys(vec![key], rules))
+    }
+
+    /// Tokens signed with RS256 or ES256 by one of the public keys of a JWKS document.
+    /// Keys of other types, and keys marked for encryption, are skipped.
+    pub fn jwks(document: &str, rules: TokenRules) -> Result<Self, KeyError> {
+        let value: Value = serde_json::from_str(document)
+            .map_err(|error| KeyError::NotAJwks(error.to_string()))?;
+        let Some(entries) = value.get("keys").and_then(Value::as_array) else {
+            return Err(KeyError::NotAJwks("no `keys` array".to_owned()));
+        };
+        let mut keys: Vec<Key> = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let bad = |reason: String| KeyError::BadKey { index, reason };
+            let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else {
+                tracing::warn!(index, "skipping a JWKS key of an unsupported type");
+                continue;
+            };
+            let Some(algorithm) = signing_algorithm(&jwk).map_err(bad)? else {
+                tracing::warn!(
+                    index,
+                    "skipping a JWKS key that is not an RS256 or ES256 signing key"
+                );
+                continue;
+            };
+            let key = DecodingKey::from_jwk(&jwk).map_err(|error| bad(error.to_string()))?;
+            let kid = jwk.common.key_id.clone();
+            let clash = match &kid {
+                Some(kid) => keys.iter().any(|k| k.kid.as_deref() == Some(kid.as_str())),
+                None => !keys.is_empty(),
+            } || keys.iter().any(|k| k.kid.is_none());
+            if clash {
+                return Err(KeyError::AmbiguousKey {
+                    index,
+                    reason: "keys must have distinct `kid`s (only a lone key may have none)",
+                });
+            }
+            keys.push(Key {
+                kid,
+                algorithm,
+                key,
+            });
+        }
+        if keys.is_empty() {
+            return Err(KeyError::NoUsableKey);
+        }
+        Ok(Self::with_keys(keys, rules))
+    }
+
+    fn with_keys(keys: Vec<Key>, rules: TokenRules) -> Self {
+        Self {
+            keys,
+            issuer: rules.issuer,
+            audience: rules.audience,
+            topics_claim: rules.topics_claim,
+            leeway: rules.leeway,
+        }
+    }
+
+    /// The claim tokens grant topics in, if grants are configured.
+    pub fn topics_claim(&self) -> Option<&str> {
+        self.topics_claim.as_deref()
+    }
+
+    /// Verifies `token` and reads its user and grants.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong { len: token.len() });
+        }
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let key = self.key_for(header.alg, header.kid.as_deref())?;
+        let mut validation = Validation::new(key.algorithm);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway.as_secs();
+        let claims = decode::<Map<String, Value>>(token, &key.key, &validation)?.claims;
+
+        let user = match claims.get("sub") {
+            Some(Value::String(sub)) => {
+                UserId::parse(sub.as_str()).map_err(TokenError::BadSubject)?
+            }
+            _ => return Err(TokenError::BadClaim("sub".to_owned())),
+        };
+        let grants = self
+            .topics_claim
+            .as_deref()
+            .map(|claim| grants_of(claim, claims.get(claim)))
+            .transpose()?;
+        Ok(Verified { user, grants })
+    }
+
+    fn key_for(&self, algorithm: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
+        if !self.keys.iter().any(|key| key.algorithm == algorithm) {
+            return Err(TokenError::Algorithm(format!("{algorithm:?}")));
+        }
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|key| key.algorithm == algorithm)
+            .filter(|key| kid.is_none() || key.kid.is_none() || key.kid.as_deref() == kid);
+        match (candidates.next(), candidates.next()) {
+            (Some(key), None) => Ok(key),
+            _ => Err(TokenError::UnknownKey),
+        }
+    }
+}
+
+/// The algorithm a JWK verifies: RS256 for RSA, ES256 for EC P-256; `None` for a key this
+/// verifier does not use; `Err` when the key contradicts itself.
+fn signing_algorithm(jwk: &Jwk) -> Result<Option<Algorithm>, String> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Ok(None);
+    }
+    let (algorithm, declared_ok) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => (
+            Algorithm::RS256,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)),
+        ),
+        AlgorithmParameters::EllipticCurve(params) if params.curve == EllipticCurve::P256 => (
+            Algorithm::ES256,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::ES256)),
+        ),
+        _ => return Ok(None),
+    };
+    if !declared_ok {
+        let declared = jwk
+            .common
+            .key_algorithm
+            .map(|alg| format!("{alg:?}"))
+            .unwrap_or_default();
+        return Err(format!(
+            "its `alg` is {declared}, which is not {algorithm:?}; only RS256 RSA keys and ES256 P-256 keys are used"
+        ));
+    }
+    Ok(Some(algorithm))
+}
+
+/// The grants in the topics claim: absent grants nothing; otherwise an array of grants.
+fn grants_of(claim: &str, value: Option<&Value>) -> Result<TopicGrants, TokenError> {
+    let bad = |reason: String| TokenError::BadGrants {
+        claim: claim.to_owned(),
+        reason,
+    };
+    let list = match value {
+        None | Some(Value::Null) => return Ok(TopicGrants::default()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(bad("must be an array of topics".to_owned())),
+    };
+    let strings = list
+        .iter()
+        .enumerate()
+        .map(|(index, grant)| {
+            grant
+                .as_str()
+                .ok_or_else(|| bad(format!("grant {index} is not a string")))
+        })
+        .collect::<Result<Vec<&str>, _>>()?;
+    TopicGrants::parse(strings).map_err(|error: GrantError| bad(error.to_string()))
+}
