@@ -162,6 +162,17 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The error in words that never quote the request: for logs, which must not hold
+    /// message contents. (The parser's words for a wrong type can quote the value.)
+    pub fn redacted(&self) -> String {
+        match self {
+            RequestError::WrongType {
+                field, expected, ..
+            } => format!("field `{field}` must be {expected}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The field at fault, if the error is about one field.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -782,6 +793,15 @@ mod tests {
                 .to_string()
                 .starts_with("field `users` must be an array")
         );
+    }
+
+    #[test]
+    fn the_redacted_error_never_quotes_the_value() {
+        let error = reject(r#"{"users": "secret-value", "data": 1}"#);
+
+        assert!(error.to_string().contains("secret-value"), "{error}");
+        assert!(!error.redacted().contains("secret-value"));
+        assert!(error.redacted().starts_with("field `users` must be"));
     }
 
     #[test]

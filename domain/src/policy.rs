@@ -48,6 +48,19 @@ pub enum Denial {
     },
 }
 
+impl Denial {
+    /// The rule that denied, as a short name that quotes no topic (for logs).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Denial::NamespaceNotAllowed { .. } => "namespace_not_allowed",
+            Denial::OtherUsersChannel { .. } => "other_users_channel",
+            Denial::NotGranted { .. } => "not_granted",
+            Denial::TooManyTopics { .. } => "too_many_topics",
+            Denial::TooManySubscriptions { .. } => "too_many_subscriptions",
+        }
+    }
+}
+
 /// The rules a subscribe request must pass.
 ///
 /// A topic is allowed when it passes, in order:

@@ -228,7 +228,11 @@ where
     G: ConnectionGateway + ?Sized,
 {
     let request = NotificationRequest::parse(text).inspect_err(|error| {
-        tracing::error!(%error, field = error.field(), "malformed notification request; reporting it failed");
+        tracing::error!(
+            error = error.redacted(),
+            field = error.field(),
+            "malformed notification request; reporting it failed"
+        );
     })?;
     let delivery = service.deliver(&request, context).await;
     tracing::info!(

@@ -158,7 +158,8 @@ where
             )
         }
         Err(SubscribeError::Denied(denial)) => {
-            tracing::info!(%connection, %denial, "subscription denied");
+            // The reply names the topic; the log names only the rule (topics can name users).
+            tracing::info!(%connection, rule = denial.rule(), "subscription denied");
             reply(403, Some(action.as_str()), denial)
         }
         Err(error @ SubscribeError::NotConnected(_)) => reply(410, Some(action.as_str()), error),

@@ -3,6 +3,7 @@
 
 mod connect;
 mod helpers;
+mod logs;
 mod pusher;
 mod subscribe;
 mod token;

@@ -199,3 +199,47 @@ async fn a_message_from_a_connection_the_store_does_not_know_gets_a_410_reply() 
     assert_eq!(response.status_code, 410);
     assert!(body(&response).contains("is not connected"));
 }
+
+#[tokio::test]
+async fn too_many_topics_in_one_message_are_denied() {
+    let (service, _) =
+        service_with(SubscriptionPolicy::default().with_max_topics_per_message(1)).await;
+
+    let response = handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    assert_eq!(response.status_code, 403);
+    assert_eq!(
+        body_json(&response)["error"],
+        "a message may name at most 1 topics, got 2"
+    );
+}
+
+#[tokio::test]
+async fn a_topic_the_connections_token_does_not_grant_is_denied_and_nothing_written() {
+    let store = std::sync::Arc::new(wspush_adapters::MemoryStore::new());
+    let grants = wspush_domain::TopicGrants::parse(["room:*"]).expect("valid");
+    let connection = wspush_domain::Connection::open(
+        id(CONNECTION),
+        wspush_domain::UserId::parse("u-1").expect("valid"),
+        NOW,
+    )
+    .with_grants(Some(grants));
+    store.save(&connection).await.expect("save");
+    let service = SubscriptionService::new(store.clone(), clock(), SubscriptionPolicy::default());
+
+    // The fixture asks for room:42 (granted) and ticker:AAPL (not granted).
+    let response = handle_route(&websocket_event(SUBSCRIBE), &service).await;
+
+    assert_eq!(response.status_code, 403);
+    assert_eq!(
+        body_json(&response)["error"],
+        "topic `ticker:AAPL` is not granted by the connection's token"
+    );
+    assert!(
+        store
+            .subscriptions(&id(CONNECTION))
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+}
