@@ -1,0 +1,275 @@
+//! Least privilege in `deploy/template.yaml`, read as YAML (CloudFormation tags included):
+//!
+//! - every function's permissions are inline statements this test can read (no SAM policy
+//!   templates, managed policies or custom roles), and no IAM resources live beside them;
+//! - no statement allows `*` actions or a resource with a wildcard, except the pusher's
+//!   `POST @connections/*` (connection IDs are not known in advance);
+//! - `execute-api:ManageConnections` is granted to the pusher only, scoped to this
+//!   template's WebSocket API and stage, `POST @connections`.
+//!
+//! The checker is also run on broken copies of the template, so each rule is shown to fail.
+
+use serde_norway::Value;
+use serde_norway::value::TaggedValue;
+
+const TEMPLATE: &str = include_str!("../../../deploy/template.yaml");
+const PUSHER: &str = "PusherFunction";
+const MANAGE_CONNECTIONS: &str = "execute-api:ManageConnections";
+
+fn template() -> Value {
+    serde_norway::from_str(TEMPLATE).expect("deploy/template.yaml is YAML")
+}
+
+/// A resource or action as text: strings as they are, `!Sub` as its pattern, `!Ref X` as
+/// `Ref(X)`, `!GetAtt X.Arn` as `GetAtt(X.Arn)`; anything else as `?` (never trusted).
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Tagged(tagged) => {
+            let TaggedValue { tag, value } = &**tagged;
+            let inner = match value {
+                Value::String(text) => text.clone(),
+                Value::Sequence(parts) => parts.iter().map(text).collect::<Vec<_>>().join("."),
+                _ => "?".to_owned(),
+            };
+            match tag.to_string().trim_start_matches('!') {
+                "Sub" => inner,
+                other => format!("{other}({inner})"),
+            }
+        }
+        _ => "?".to_owned(),
+    }
+}
+
+/// A field that may be one value or a list of them, as text.
+fn texts(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Sequence(items)) => items.iter().map(text).collect(),
+        Some(single) => vec![text(single)],
+        None => Vec::new(),
+    }
+}
+
+fn resources(template: &Value) -> Vec<(String, &Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(name, resource)| (name.as_str().expect("a name").to_owned(), resource))
+        .collect()
+}
+
+/// Every way `template` breaks the rules in the module docs.
+fn violations(template: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let all = resources(template);
+    let api = all
+        .iter()
+        .find(|(_, resource)| resource["Type"].as_str() == Some("AWS::ApiGatewayV2::Api"))
+        .map(|(name, _)| name.clone());
+    let connections_arn = api.as_ref().map(|api| {
+        format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{StageName}}/POST/@connections/*"
+        )
+    });
+    if template["Globals"]["Function"].get("Policies").is_some() {
+        found.push("Globals: function policies must be per function".to_owned());
+    }
+    for (name, resource) in &all {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        if kind.starts_with("AWS::IAM::") {
+            found.push(format!(
+                "{name}: {kind} is not checked by this test; add it here"
+            ));
+        }
+        if kind != "AWS::Serverless::Function" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        if properties.get("Role").is_some() {
+            found.push(format!("{name}: a custom Role is not checked by this test"));
+        }
+        let policies = properties["Policies"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        for policy in &policies {
+            let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) else {
+                found.push(format!(
+                    "{name}: policy {} is not an inline Statement list",
+                    text(policy)
+                ));
+                continue;
+            };
+            for statement in statements {
+                if statement["Effect"].as_str() != Some("Allow") {
+                    continue;
+                }
+                let actions = texts(statement.get("Action"));
+                let targets = texts(statement.get("Resource"));
+                if statement.get("NotAction").is_some() || statement.get("NotResource").is_some() {
+                    found.push(format!("{name}: NotAction / NotResource allow too much"));
+                }
+                for action in &actions {
+                    if action.contains('*') {
+                        found.push(format!("{name}: action `{action}` is a wildcard"));
+                    }
+                }
+                let manages = actions.iter().any(|action| action == MANAGE_CONNECTIONS);
+                if manages && name != PUSHER {
+                    found.push(format!("{name}: only the pusher may post to connections"));
+                }
+                if targets.is_empty() {
+                    found.push(format!("{name}: a statement without Resource"));
+                }
+                for target in &targets {
+                    let is_connections = manages && Some(target) == connections_arn.as_ref();
+                    if manages && !is_connections {
+                        found.push(format!(
+                            "{name}: {MANAGE_CONNECTIONS} on `{target}`, not this API's POST @connections"
+                        ));
+                    } else if target.contains('*') && !is_connections {
+                        found.push(format!("{name}: resource `{target}` is a wildcard"));
+                    }
+                    if target == "?" {
+                        found.push(format!("{name}: a resource this test cannot read"));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The template with `edit` applied to the pusher's or `function`'s first policy statements.
+fn edited(function: &str, edit: impl FnOnce(&mut Vec<Value>)) -> Value {
+    let mut template = template();
+    let statements = template["Resources"][function]["Properties"]["Policies"][0]["Statement"]
+        .as_sequence_mut()
+        .expect("inline statements");
+    edit(statements);
+    template
+}
+
+fn statement(yaml: &str) -> Value {
+    serde_norway::from_str(yaml).expect("a statement")
+}
+
+#[test]
+fn the_template_grants_each_function_only_what_it_needs() {
+    assert_eq!(violations(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn the_pusher_alone_may_post_and_only_to_this_apis_connections() {
+    let template = template();
+    let posters: Vec<String> = resources(&template)
+        .into_iter()
+        .filter(|(_, resource)| {
+            let policies = &resource["Properties"]["Policies"];
+            serde_norway::to_string(policies)
+                .expect("yaml")
+                .contains(MANAGE_CONNECTIONS)
+        })
+        .map(|(name, _)| name)
+        .collect();
+
+    assert_eq!(posters, [PUSHER]);
+}
+
+#[test]
+fn a_star_resource_is_caught() {
+    let broken = edited("ConnectFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [dynamodb:Scan], Resource: '*'}",
+        ));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        ["ConnectFunction: resource `*` is a wildcard"]
+    );
+}
+
+#[test]
+fn a_wildcard_action_or_an_index_wildcard_is_caught() {
+    let broken = edited("SubscribeFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: 'dynamodb:*', Resource: !Sub '${ConnectionsTable.Arn}/index/*'}",
+        ));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        [
+            "SubscribeFunction: action `dynamodb:*` is a wildcard",
+            "SubscribeFunction: resource `${ConnectionsTable.Arn}/index/*` is a wildcard",
+        ]
+    );
+}
+
+#[test]
+fn posting_from_another_function_is_caught() {
+    let broken = edited("SubscribeFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [execute-api:ManageConnections], Resource: !Sub 'arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/POST/@connections/*'}",
+        ));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        ["SubscribeFunction: only the pusher may post to connections"]
+    );
+}
+
+#[test]
+fn manage_connections_on_another_api_or_every_api_is_caught() {
+    for (target, shown) in [
+        (
+            "!Sub 'arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${OtherApi}/${StageName}/POST/@connections/*'",
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${OtherApi}/${StageName}/POST/@connections/*",
+        ),
+        (
+            "!Sub 'arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*'",
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*",
+        ),
+    ] {
+        let broken = edited(PUSHER, |statements| {
+            let last = statements
+                .last_mut()
+                .expect("the ManageConnections statement");
+            last["Resource"] = serde_norway::from_str(target).expect("yaml");
+        });
+
+        assert_eq!(
+            violations(&broken),
+            [format!(
+                "PusherFunction: {MANAGE_CONNECTIONS} on `{shown}`, not this API's POST @connections"
+            )],
+            "{target}"
+        );
+    }
+}
+
+#[test]
+fn a_policy_template_or_custom_role_is_caught_as_uncheckable() {
+    let mut broken = template();
+    let connect = &mut broken["Resources"]["ConnectFunction"]["Properties"];
+    connect["Policies"]
+        .as_sequence_mut()
+        .expect("policies")
+        .push(
+            serde_norway::from_str("DynamoDBCrudPolicy: {TableName: !Ref ConnectionsTable}")
+                .expect("yaml"),
+        );
+    connect["Role"] = Value::String("arn:aws:iam::123456789012:role/admin".into());
+
+    let found = violations(&broken);
+
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("custom Role"), "{found:?}");
+    assert!(
+        found[1].contains("not an inline Statement list"),
+        "{found:?}"
+    );
+}
