@@ -5,3 +5,4 @@ mod delivery;
 mod helpers;
 mod push;
 mod subscriptions;
+mod targeting;
