@@ -245,11 +245,17 @@ impl NotificationRequest {
     pub fn parse_slice(json: &[u8]) -> Result<Self, RequestError> {
         match std::str::from_utf8(json) {
             Ok(text) => Self::parse(text),
-            // Let the JSON parser describe where the bad byte is.
-            Err(_) => Err(RequestError::Syntax(
+            // The JSON parser describes a bad byte outside strings; inside them (which it
+            // skips unchecked) the UTF-8 check does.
+            Err(utf8) => Err(RequestError::Syntax(
                 serde_json::from_slice::<de::IgnoredAny>(json)
                     .err()
-                    .unwrap_or_else(|| de::Error::custom("request is not UTF-8")),
+                    .unwrap_or_else(|| {
+                        de::Error::custom(format!(
+                            "request is not UTF-8: invalid byte at offset {}",
+                            utf8.valid_up_to()
+                        ))
+                    }),
             )),
         }
     }
@@ -900,6 +906,72 @@ mod tests {
         let error = NotificationRequest::parse_slice(b"{\"data\": \"\xff\"}").unwrap_err();
 
         assert!(matches!(error, RequestError::Syntax(_)));
+        assert!(
+            error
+                .to_string()
+                .ends_with("request is not UTF-8: invalid byte at offset 10"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_in_a_list_field_is_a_type_error_naming_the_field() {
+        let nested = format!(
+            r#"{{"users": {}{}, "data": 1}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+
+        let error = reject(&nested);
+
+        assert_eq!(error.field(), Some("users"), "{error}");
+    }
+
+    #[test]
+    fn a_huge_exclusion_list_is_read_whole() {
+        let ids: Vec<String> = (0..200_000).map(|i| format!("\"u{i}\"")).collect();
+        let json = format!(r#"{{"exclude_users": [{}], "data": 1}}"#, ids.join(","));
+
+        assert_eq!(parse(&json).exclude_users().len(), 200_000);
+    }
+
+    #[test]
+    fn a_huge_list_with_one_bad_id_names_its_position() {
+        let mut ids: Vec<String> = (0..50_000).map(|i| format!("\"u{i}\"")).collect();
+        ids[49_999] = "\"bad\\u0000id\"".to_owned();
+        let json = format!(r#"{{"users": [{}], "data": 1}}"#, ids.join(","));
+
+        let error = reject(&json);
+
+        assert!(
+            error
+                .to_string()
+                .starts_with("field `users[49999]`: user ID must not contain '\\0'"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_number_where_a_string_belongs_names_the_field() {
+        for (json, field) in [
+            (r#"{"id": 42, "data": 1}"#, "id"),
+            (r#"{"cursor": 7, "topics": ["t"], "data": 1}"#, "cursor"),
+            (
+                r#"{"exclude_connections": [1], "data": 1}"#,
+                "exclude_connections",
+            ),
+        ] {
+            let error = reject(json);
+            assert_eq!(error.field(), Some(field), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_inside_data_are_the_producers_and_are_sent_as_written() {
+        assert_eq!(
+            parse(r#"{"data": {"a": 1, "a": 2}}"#).payload(),
+            r#"{"a":1,"a":2}"#
+        );
     }
 
     #[test]

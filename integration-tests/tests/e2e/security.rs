@@ -16,7 +16,7 @@ use wspush_handlers::token::{TokenRules, TokenVerifier};
 use wspush_local::LocalConfig;
 use wspush_ports::Clock;
 
-use crate::helpers::{Client, Setup, wait_for};
+use crate::helpers::{Client, Setup, http, wait_for};
 
 const SECRET: &[u8] = b"e2e-secret-e2e-secret-e2e-secret!!";
 
@@ -202,5 +202,27 @@ async fn each_policy_denial_reaches_the_socket_as_an_error_and_writes_nothing() 
         .await
         .expect("read");
     assert_eq!(subscriptions.len(), 3);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_body_that_is_not_utf8_or_too_large_is_refused_clearly() {
+    let setup = Setup::memory().await;
+    let address = setup.gateway.address();
+
+    let (not_utf8, body) = http(address, "POST", "/notifications", b"{\"data\": \"\xff\"}").await;
+    let huge = format!(r#"{{"data": "{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    let (too_large, _) = http(address, "POST", "/notifications", huge.as_bytes()).await;
+
+    assert_eq!(not_utf8, 400);
+    let error: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(
+        error["error"]
+            .as_str()
+            .expect("error")
+            .contains("request is not UTF-8: invalid byte at offset 10"),
+        "{error}"
+    );
+    assert_eq!(too_large, 413);
     setup.finish().await;
 }

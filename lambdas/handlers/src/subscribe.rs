@@ -78,6 +78,14 @@ pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyErr
             "the message has no body; send {\"action\":\"subscribe\",\"topics\":[...]}",
         ));
     };
+    // serde would also read a struct from an array (`["subscribe", ["t"]]`); only the
+    // documented object form is accepted.
+    if !text.trim_start().starts_with('{') {
+        return Err(RouteBodyError::new(
+            None,
+            "invalid message: expected a JSON object such as {\"action\":\"subscribe\",\"topics\":[...]}",
+        ));
+    }
     let body: RouteBody = serde_json::from_str(text)
         .map_err(|error| RouteBodyError::new(None, format!("invalid message: {error}")))?;
     let action = match body.action.as_str() {

@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use wspush_domain::ConnectionId;
 use wspush_domain::limits::MAX_PAYLOAD_BYTES;
+use wspush_domain::{ConnectionId, NotificationRequest};
 use wspush_handlers::PusherError;
 use wspush_handlers::pusher::{delivery_answer, handle_direct};
 use wspush_ports::DeliveryContext;
@@ -168,8 +168,19 @@ pub async fn virtual_tally(State(state): State<Arc<AppState>>) -> Response {
 /// with its report and outcome (400 naming the field for a malformed request, 502 when the
 /// delivery failed; a request whose `id` was pushed before answers 200, outcome
 /// `duplicate`).
-pub async fn notifications(State(state): State<Arc<AppState>>, body: String) -> Response {
-    match handle_direct(&body, &state.pusher, &DeliveryContext::default()).await {
+pub async fn notifications(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    // A body that is not UTF-8 gets the parser's words (where the bad byte is), as JSON.
+    let Ok(text) = std::str::from_utf8(&body) else {
+        let error = NotificationRequest::parse_slice(&body)
+            .err()
+            .map_or_else(|| "the request is not UTF-8".to_owned(), |e| e.to_string());
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": error, "field": null}).to_string(),
+        )
+            .into_response();
+    };
+    match handle_direct(text, &state.pusher, &DeliveryContext::default()).await {
         Ok(delivery) => {
             let status = if delivery.succeeded() {
                 StatusCode::OK

@@ -3,6 +3,7 @@
 
 mod connect;
 mod helpers;
+mod hostile;
 mod logs;
 mod pusher;
 mod subscribe;
