@@ -16,7 +16,9 @@ use wspush_adapters::aws::load_sdk_config;
 use wspush_adapters::{
     ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SnsPublisher, SqsPublisher, SystemClock,
 };
-use wspush_domain::{ConnectionId, ExternalId, NotificationRequest, Segment, Source, UserId};
+use wspush_domain::{
+    ConnectionId, ExternalId, NotificationRequest, Segment, Source, TopicGrants, UserId,
+};
 use wspush_ports::{
     Clock, ConnectionGateway, ConnectionStore, GatewayError, NotificationPublisher, stream_source,
 };
@@ -34,7 +36,9 @@ const EXAMPLES: &str = "Examples:
   # the connection store (DynamoDB: WSPUSH_TABLE, AWS_ENDPOINT_URL_DYNAMODB)
   wspush connections count --table wspush-ConnectionsTable-ABC
   wspush connections list --json
-  wspush connections prune --management-endpoint https://abc.execute-api.eu-west-1.amazonaws.com/prod";
+  wspush connections prune --management-endpoint https://abc.execute-api.eu-west-1.amazonaws.com/prod
+  # a development token for a local gateway started with the same WSPUSH_JWT_* variables
+  wspush token --sub u-1 --topics 'room:*,ticker:AAPL'";
 
 /// Send notification requests to wspush and inspect its connection store.
 #[derive(Debug, Parser)]
@@ -51,6 +55,8 @@ struct Cli {
 enum Command {
     /// Send a notification request (to SQS, SNS or a local gateway).
     Notify(NotifyArgs),
+    /// Print an HS256 token for development (a local gateway run with the same secret).
+    Token(TokenArgs),
     /// List, count or prune the connections in the store.
     Connections {
         #[command(subcommand)]
@@ -115,6 +121,31 @@ struct NotifyArgs {
     local_url: String,
 }
 
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// Topics the token grants: exact topics, `namespace:*` or `*` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    topics: Vec<String>,
+    /// Seconds until it expires.
+    #[arg(long, default_value_t = 3600)]
+    ttl_secs: u64,
+    /// The HS256 secret (at least 32 bytes).
+    #[arg(long, env = "WSPUSH_JWT_HS256_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The issuer (`iss`).
+    #[arg(long, env = "WSPUSH_JWT_ISSUER")]
+    issuer: String,
+    /// The audience (`aud`).
+    #[arg(long, env = "WSPUSH_JWT_AUDIENCE")]
+    audience: String,
+    /// The claim the topics go in.
+    #[arg(long, env = "WSPUSH_JWT_TOPICS_CLAIM", default_value = "topics")]
+    topics_claim: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum ConnectionsAction {
     /// Print every live connection.
@@ -173,12 +204,44 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Notify(args) => notify(args, cli.json).await,
+        Command::Token(args) => token(&args),
         Command::Connections {
             action,
             table,
             local_url,
         } => connections(action, table, local_url, cli.json).await,
     }
+}
+
+/// Prints a signed development token.
+fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    UserId::parse(args.sub.as_str()).map_err(|error| invalid(format!("--sub: {error}")))?;
+    TopicGrants::parse(args.topics.iter().map(String::as_str))
+        .map_err(|error| invalid(format!("--topics: {error}")))?;
+    if args.secret.len() < 32 {
+        return Err(invalid("--secret must be at least 32 bytes"));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs();
+    let mut claims = json!({
+        "sub": args.sub, "iss": args.issuer, "aud": args.audience,
+        "iat": now, "exp": now.saturating_add(args.ttl_secs),
+    });
+    if args.topics_claim != "off" {
+        claims[&args.topics_claim] = json!(args.topics);
+    }
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(args.secret.as_bytes()),
+    )
+    .context("signing the token")?;
+    println!("{token}");
+    Ok(())
 }
 
 fn ids<T>(

@@ -288,3 +288,50 @@ async fn connections_count_list_and_prune_work_on_dynamodb() {
     gateway.shutdown().await.expect("shutdown");
     dynamodb.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_development_token_opens_a_socket_on_a_gateway_with_the_same_secret() {
+    use wspush_handlers::token::{TokenRules, TokenVerifier};
+
+    const SECRET: &str = "cli-secret-cli-secret-cli-secret-!!";
+    let env = [
+        ("WSPUSH_JWT_HS256_SECRET", SECRET),
+        ("WSPUSH_JWT_ISSUER", "local"),
+        ("WSPUSH_JWT_AUDIENCE", "wspush"),
+    ];
+    let rules = TokenRules {
+        issuer: "local".into(),
+        audience: "wspush".into(),
+        topics_claim: Some("topics".into()),
+        leeway: Duration::from_secs(5),
+    };
+    let gateway = wspush_local::start(LocalConfig {
+        token: Some(Arc::new(
+            TokenVerifier::hs256(SECRET.as_bytes(), rules).expect("key"),
+        )),
+        ..LocalConfig::default()
+    })
+    .await
+    .expect("gateway");
+
+    let minted = wspush(&["token", "--sub", "u-1", "--topics", "room:*"], &env).await;
+    assert_eq!(minted.status.code(), Some(0), "{}", stderr(&minted));
+    let token = stdout(&minted).trim().to_owned();
+    let url = format!("{}?token={token}", gateway.websocket_url());
+    let (_socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the token opens a socket");
+    let bad_sub = wspush(&["token", "--sub", "has space"], &env).await;
+    let bad_topic = wspush(&["token", "--sub", "u", "--topics", "ro*m"], &env).await;
+    let short = wspush(&["token", "--sub", "u", "--secret", "short"], &env).await;
+
+    for (output, words) in [
+        (&bad_sub, "--sub: user ID must not contain ' '"),
+        (&bad_topic, "--topics: grant 0: `*` is only allowed"),
+        (&short, "--secret must be at least 32 bytes"),
+    ] {
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(output));
+        assert!(stderr(output).contains(words), "{}", stderr(output));
+    }
+    gateway.shutdown().await.expect("shutdown");
+}
