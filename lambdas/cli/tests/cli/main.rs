@@ -176,7 +176,11 @@ async fn notify_via_sqs_then_the_pusher_delivers_to_the_socket() {
 
 #[tokio::test]
 async fn invalid_input_exits_2_naming_the_problem() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["notify", "--users", "u", "--data", "1", "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
         (
             &["notify", "--users", "ok,bad user", "--data", "1"],
             "--users[1]: user ID must not contain ' '",

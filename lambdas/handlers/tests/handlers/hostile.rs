@@ -94,6 +94,22 @@ async fn hostile_route_bodies_get_an_error_reply_naming_the_problem() {
 }
 
 #[tokio::test]
+async fn a_route_event_without_a_body_gets_an_error_reply_saying_what_to_send() {
+    let store = store_with(&[(CONNECTION, "u-1")]).await;
+    let service = SubscriptionService::new(store, clock(), SubscriptionPolicy::default());
+    let mut event = websocket_event(SUBSCRIBE);
+    event.body = None;
+
+    let response = handle_route(&event, &service).await;
+
+    assert_eq!(response.status_code, 400);
+    assert_eq!(
+        body_json(&response)["error"],
+        r#"the message has no body; send {"action":"subscribe","topics":[...]}"#
+    );
+}
+
+#[tokio::test]
 async fn a_connect_event_with_a_hostile_connection_id_or_identity_is_refused() {
     let store = store_with(&[]).await;
     let service = ConnectionService::new(store.clone(), clock());
