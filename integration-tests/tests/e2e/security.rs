@@ -114,7 +114,10 @@ async fn a_valid_token_opens_a_socket_and_every_bad_one_is_refused_with_401() {
             "{case}"
         );
     }
-    assert_eq!(setup.gateway.open_connections(), [client.id.clone()]);
+    assert_eq!(
+        setup.gateway.open_connections(),
+        std::slice::from_ref(&client.id)
+    );
     setup.finish().await;
 }
 
