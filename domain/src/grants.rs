@@ -114,14 +114,15 @@ impl TopicGrants {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut parsed = Vec::new();
+        let grants: Vec<S> = grants.into_iter().collect();
+        if grants.len() > MAX_TOPIC_GRANTS {
+            return Err(GrantError::TooMany {
+                given: grants.len(),
+                max: MAX_TOPIC_GRANTS,
+            });
+        }
+        let mut parsed = Vec::with_capacity(grants.len());
         for (index, grant) in grants.into_iter().enumerate() {
-            if index >= MAX_TOPIC_GRANTS {
-                return Err(GrantError::TooMany {
-                    given: index + 1,
-                    max: MAX_TOPIC_GRANTS,
-                });
-            }
             let grant = TopicGrant::parse(index, grant.into())?;
             if !parsed.contains(&grant) {
                 parsed.push(grant);
@@ -218,12 +219,12 @@ mod tests {
 
     #[test]
     fn too_many_grants_are_refused() {
-        let many = (0..=MAX_TOPIC_GRANTS).map(|i| format!("room:{i}"));
+        let many = (0..MAX_TOPIC_GRANTS + 10).map(|i| format!("room:{i}"));
 
         assert_eq!(
             TopicGrants::parse(many),
             Err(GrantError::TooMany {
-                given: MAX_TOPIC_GRANTS + 1,
+                given: MAX_TOPIC_GRANTS + 10,
                 max: MAX_TOPIC_GRANTS
             })
         );

@@ -229,3 +229,63 @@ async fn a_notification_body_that_is_not_utf8_or_too_large_is_refused_clearly() 
     assert_eq!(too_large, 413);
     setup.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_query_parameters_and_protocol_lines_reach_connect_as_on_aws() {
+    let setup = gateway().await;
+    let url = setup.gateway.websocket_url();
+    let (first, second) = (token(json!({"sub": "u-1"})), token(json!({"sub": "u-2"})));
+
+    let two_tokens = refused_status(format!("{url}?token={first}&token={second}")).await;
+    // Two Sec-WebSocket-Protocol lines, written by hand: tungstenite's client checks the
+    // answer against its first line only.
+    let handshake = raw_handshake(
+        &setup,
+        &[
+            ("Sec-WebSocket-Protocol", &first),
+            ("Sec-WebSocket-Protocol", "wspush"),
+        ],
+    )
+    .await;
+
+    assert_eq!(two_tokens, 401);
+    assert!(handshake.starts_with("HTTP/1.1 101"), "{handshake}");
+    assert!(
+        handshake
+            .to_ascii_lowercase()
+            .contains("\r\nsec-websocket-protocol: wspush\r\n"),
+        "{handshake}"
+    );
+    setup.finish().await;
+}
+
+/// A WebSocket upgrade request with `extra` header lines; returns the answer's head.
+async fn raw_handshake(setup: &Setup, extra: &[(&str, &str)]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let address = setup.gateway.address();
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let mut request = format!(
+        "GET /local HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (name, value) in extra {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("an answer within 5 s")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}

@@ -1,7 +1,10 @@
 //! Least privilege in `deploy/template.yaml`, read as YAML (CloudFormation tags included):
 //!
-//! - every function's permissions are inline statements this test can read (no SAM policy
-//!   templates, managed policies or custom roles), and no IAM resources live beside them;
+//! - every function's permissions are a list of inline statements this test can read (no
+//!   SAM policy templates, managed policies, custom roles or connectors; resources and
+//!   actions as plain strings, `!Sub` strings or `!GetAtt`), and no IAM resources live beside
+//!   them;
+//! - no Lambda permission is granted to every principal (`*`);
 //! - no statement allows `*` actions or a resource with a wildcard, except the pusher's
 //!   `POST @connections/*` (connection IDs are not known in advance);
 //! - `execute-api:ManageConnections` is granted to the pusher only, scoped to this
@@ -20,24 +23,24 @@ fn template() -> Value {
     serde_norway::from_str(TEMPLATE).expect("deploy/template.yaml is YAML")
 }
 
-/// A resource or action as text: strings as they are, `!Sub` as its pattern, `!Ref X` as
-/// `Ref(X)`, `!GetAtt X.Arn` as `GetAtt(X.Arn)`; anything else as `?` (never trusted).
+/// What a resource or action that cannot be read is shown as.
+const UNREADABLE: &str = "<unreadable>";
+
+/// A resource or action as text: plain strings as they are, a `!Sub` string as its pattern,
+/// `!GetAtt X.Arn` as `GetAtt(X.Arn)`. Anything else (`!Ref` of a parameter that could be
+/// `*`, `!Join`, `!If`, a `!Sub` with variables of its own) is [`UNREADABLE`]: never trusted.
 fn text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Tagged(tagged) => {
             let TaggedValue { tag, value } = &**tagged;
-            let inner = match value {
-                Value::String(text) => text.clone(),
-                Value::Sequence(parts) => parts.iter().map(text).collect::<Vec<_>>().join("."),
-                _ => "?".to_owned(),
-            };
-            match tag.to_string().trim_start_matches('!') {
-                "Sub" => inner,
-                other => format!("{other}({inner})"),
+            match (tag.to_string().trim_start_matches('!'), value) {
+                ("Sub", Value::String(text)) => text.clone(),
+                ("GetAtt", Value::String(text)) => format!("GetAtt({text})"),
+                _ => UNREADABLE.to_owned(),
             }
         }
-        _ => "?".to_owned(),
+        _ => UNREADABLE.to_owned(),
     }
 }
 
@@ -72,15 +75,19 @@ fn violations(template: &Value) -> Vec<String> {
             "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{StageName}}/POST/@connections/*"
         )
     });
+    let manage_connections = MANAGE_CONNECTIONS.to_ascii_lowercase();
     if template["Globals"]["Function"].get("Policies").is_some() {
         found.push("Globals: function policies must be per function".to_owned());
     }
     for (name, resource) in &all {
         let kind = resource["Type"].as_str().unwrap_or_default();
-        if kind.starts_with("AWS::IAM::") {
+        if kind.starts_with("AWS::IAM::") || kind == "AWS::Serverless::Connector" {
             found.push(format!(
                 "{name}: {kind} is not checked by this test; add it here"
             ));
+        }
+        if kind == "AWS::Lambda::Permission" && text(&resource["Properties"]["Principal"]) == "*" {
+            found.push(format!("{name}: a Lambda permission for every principal"));
         }
         if kind != "AWS::Serverless::Function" {
             continue;
@@ -89,10 +96,18 @@ fn violations(template: &Value) -> Vec<String> {
         if properties.get("Role").is_some() {
             found.push(format!("{name}: a custom Role is not checked by this test"));
         }
-        let policies = properties["Policies"]
-            .as_sequence()
-            .cloned()
-            .unwrap_or_default();
+        let policies = match properties.get("Policies") {
+            None => Vec::new(),
+            Some(Value::Sequence(policies)) => policies.clone(),
+            Some(other) => {
+                let shown = serde_norway::to_string(other).unwrap_or_default();
+                found.push(format!(
+                    "{name}: Policies is not a list of inline statements: {}",
+                    shown.trim()
+                ));
+                continue;
+            }
+        };
         for policy in &policies {
             let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) else {
                 found.push(format!(
@@ -105,17 +120,26 @@ fn violations(template: &Value) -> Vec<String> {
                 if statement["Effect"].as_str() != Some("Allow") {
                     continue;
                 }
-                let actions = texts(statement.get("Action"));
+                // IAM compares actions without regard to case.
+                let actions: Vec<String> = texts(statement.get("Action"))
+                    .into_iter()
+                    .map(|action| match action.as_str() {
+                        UNREADABLE => action,
+                        _ => action.to_ascii_lowercase(),
+                    })
+                    .collect();
                 let targets = texts(statement.get("Resource"));
                 if statement.get("NotAction").is_some() || statement.get("NotResource").is_some() {
                     found.push(format!("{name}: NotAction / NotResource allow too much"));
                 }
                 for action in &actions {
-                    if action.contains('*') {
+                    if action == UNREADABLE {
+                        found.push(format!("{name}: an action this test cannot read"));
+                    } else if action.contains(['*', '?']) {
                         found.push(format!("{name}: action `{action}` is a wildcard"));
                     }
                 }
-                let manages = actions.iter().any(|action| action == MANAGE_CONNECTIONS);
+                let manages = actions.contains(&manage_connections);
                 if manages && name != PUSHER {
                     found.push(format!("{name}: only the pusher may post to connections"));
                 }
@@ -124,15 +148,14 @@ fn violations(template: &Value) -> Vec<String> {
                 }
                 for target in &targets {
                     let is_connections = manages && Some(target) == connections_arn.as_ref();
-                    if manages && !is_connections {
+                    if target == UNREADABLE {
+                        found.push(format!("{name}: a resource this test cannot read"));
+                    } else if manages && !is_connections {
                         found.push(format!(
                             "{name}: {MANAGE_CONNECTIONS} on `{target}`, not this API's POST @connections"
                         ));
-                    } else if target.contains('*') && !is_connections {
+                    } else if target.contains(['*', '?']) && !is_connections {
                         found.push(format!("{name}: resource `{target}` is a wildcard"));
-                    }
-                    if target == "?" {
-                        found.push(format!("{name}: a resource this test cannot read"));
                     }
                 }
             }
@@ -161,7 +184,7 @@ fn the_template_grants_each_function_only_what_it_needs() {
 }
 
 #[test]
-fn the_pusher_alone_may_post_and_only_to_this_apis_connections() {
+fn only_the_pusher_mentions_manage_connections() {
     let template = template();
     let posters: Vec<String> = resources(&template)
         .into_iter()
@@ -270,6 +293,75 @@ fn a_policy_template_or_custom_role_is_caught_as_uncheckable() {
     assert!(found[0].contains("custom Role"), "{found:?}");
     assert!(
         found[1].contains("not an inline Statement list"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn policies_that_are_not_a_list_of_statements_are_caught() {
+    for (policies, shown) in [
+        ("AdministratorAccess", "AdministratorAccess"),
+        (
+            "{Statement: [{Effect: Allow, Action: '*', Resource: '*'}]}",
+            "Statement:",
+        ),
+    ] {
+        let mut broken = template();
+        broken["Resources"]["ConnectFunction"]["Properties"]["Policies"] =
+            serde_norway::from_str(policies).expect("yaml");
+
+        let found = violations(&broken);
+
+        assert_eq!(found.len(), 1, "{policies}: {found:?}");
+        assert!(
+            found[0].starts_with("ConnectFunction: Policies is not a list of inline statements")
+                && found[0].contains(shown),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn resources_and_actions_the_test_cannot_read_are_caught() {
+    let broken = edited("DisconnectFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: !Ref SomeParameter, Resource: !Join ['', ['arn:aws:dynamodb:*:*:table/*']]}",
+        ));
+        statements.push(statement(
+            "{Effect: Allow, Action: [DynamoDB:GetItem], Resource: !Sub ['${X}', {X: '*'}]}",
+        ));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        [
+            "DisconnectFunction: an action this test cannot read",
+            "DisconnectFunction: a resource this test cannot read",
+            "DisconnectFunction: a resource this test cannot read",
+        ]
+    );
+}
+
+#[test]
+fn a_case_changed_manage_connections_or_an_open_lambda_permission_is_caught() {
+    let mut broken = edited("SubscribeFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [Execute-API:manageconnections], Resource: !GetAtt ConnectionsTable.Arn}",
+        ));
+    });
+    broken["Resources"]["SubscribeInvokePermission"]["Properties"]["Principal"] =
+        Value::String("*".into());
+
+    let found = violations(&broken);
+
+    assert!(
+        found.contains(&"SubscribeFunction: only the pusher may post to connections".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(
+            &"SubscribeInvokePermission: a Lambda permission for every principal".to_owned()
+        ),
         "{found:?}"
     );
 }

@@ -83,13 +83,10 @@ pub enum Refusal {
     InvalidUser(IdError),
 }
 
-/// Whether a subprotocol value has the shape of a JWT (three base64url parts).
+/// Whether a subprotocol value is a JWT: three dot-separated parts whose first decodes to
+/// a JOSE header. (Shape alone is not enough: `wamp.2.json` is a registered subprotocol.)
 fn looks_like_jwt(value: &str) -> bool {
-    value.split('.').count() == 3
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && value.split('.').take(2).all(|part| !part.is_empty())
+    value.split('.').count() == 3 && jsonwebtoken::decode_header(value).is_ok()
 }
 
 /// The subprotocols the client offered, in order.

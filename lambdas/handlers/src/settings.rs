@@ -253,6 +253,18 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     fn token_verifier(&self) -> Result<Option<TokenVerifier>, SettingsError> {
         let (secret, jwks) = (self.get(JWT_HS256_SECRET), self.get(JWT_JWKS));
         if secret.is_none() && jwks.is_none() {
+            // An issuer or audience without a key would silently leave tokens off.
+            for key in [JWT_ISSUER, JWT_AUDIENCE] {
+                if let Some(value) = self.get(key) {
+                    return Err(SettingsError::Invalid {
+                        key,
+                        value,
+                        reason: format!(
+                            "tokens need a key: set {JWT_HS256_SECRET} or {JWT_JWKS} too, or unset it"
+                        ),
+                    });
+                }
+            }
             return Ok(None);
         }
         let leeway = self.number(JWT_LEEWAY_SECONDS, 30u64)?;
@@ -566,6 +578,10 @@ mod tests {
         );
         let leeway = case(&[(JWT_HS256_SECRET, SECRET), (JWT_LEEWAY_SECONDS, "3600")]);
         assert!(leeway.to_string().contains(JWT_LEEWAY_SECONDS), "{leeway}");
+        let no_key = settings(&base)
+            .identity()
+            .expect_err("issuer without a key");
+        assert!(no_key.to_string().contains(JWT_JWKS), "{no_key}");
         let insecure = case(&[
             (JWT_HS256_SECRET, SECRET),
             (INSECURE_IDENTITY_PARAM, "user"),

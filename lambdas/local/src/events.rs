@@ -48,11 +48,24 @@ fn parse(event: Value) -> ApiGatewayWebsocketProxyRequest {
     serde_json::from_value(event).unwrap_or_default()
 }
 
-/// A `$connect` event; `user` plays the authorizer's `principalId`.
+/// The single-value map (the last value of each name, as API Gateway gives it) and the
+/// multi-value map (every value, in order) of name-value pairs.
+fn maps(pairs: &[(String, String)]) -> (HashMap<&str, &str>, HashMap<&str, Vec<&str>>) {
+    let mut single = HashMap::new();
+    let mut multi: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, value) in pairs {
+        single.insert(name.as_str(), value.as_str());
+        multi.entry(name.as_str()).or_default().push(value.as_str());
+    }
+    (single, multi)
+}
+
+/// A `$connect` event from the request's headers and query parameters (every value of a
+/// repeated one kept, as API Gateway does); `user` plays the authorizer's `principalId`.
 pub fn connect(
     context: &EventContext<'_>,
-    headers: &HashMap<String, String>,
-    query: &HashMap<String, String>,
+    headers: &[(String, String)],
+    query: &[(String, String)],
     user: Option<&str>,
 ) -> ApiGatewayWebsocketProxyRequest {
     let mut request_context = context.request_context("$connect", "CONNECT");
@@ -62,14 +75,12 @@ pub fn connect(
             json!({"principalId": user, "integrationLatency": 0}),
         );
     }
-    let multi_headers: HashMap<&String, Vec<&String>> =
-        headers.iter().map(|(k, v)| (k, vec![v])).collect();
-    let multi_query: HashMap<&String, Vec<&String>> =
-        query.iter().map(|(k, v)| (k, vec![v])).collect();
+    let (headers, multi_headers) = maps(headers);
+    let (single_query, multi_query) = maps(query);
     parse(json!({
         "headers": headers,
         "multiValueHeaders": multi_headers,
-        "queryStringParameters": if query.is_empty() { Value::Null } else { json!(query) },
+        "queryStringParameters": if query.is_empty() { Value::Null } else { json!(single_query) },
         "multiValueQueryStringParameters": if query.is_empty() { Value::Null } else { json!(multi_query) },
         "requestContext": request_context,
         "isBase64Encoded": false,

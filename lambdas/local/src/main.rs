@@ -77,6 +77,9 @@ struct Args {
     /// The claim listing the topics a token grants, or `off`.
     #[arg(long, default_value = "topics", env = "WSPUSH_JWT_TOPICS_CLAIM")]
     jwt_topics_claim: String,
+    /// Seconds of clock skew allowed on a token's `exp` and `nbf` (at most 300).
+    #[arg(long, default_value_t = 30, env = "WSPUSH_JWT_LEEWAY_SECONDS")]
+    jwt_leeway_secs: u64,
     /// PostToConnection calls each push keeps in flight.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
@@ -144,6 +147,7 @@ fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
         settings::JWT_ISSUER => args.jwt_issuer.clone(),
         settings::JWT_AUDIENCE => args.jwt_audience.clone(),
         settings::JWT_TOPICS_CLAIM => Some(args.jwt_topics_claim.clone()),
+        settings::JWT_LEEWAY_SECONDS => Some(args.jwt_leeway_secs.to_string()),
         _ => None,
     };
     let identity = Settings::from_lookup(lookup)

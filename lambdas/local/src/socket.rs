@@ -1,7 +1,6 @@
 //! The WebSocket endpoint: `$connect` on upgrade, routes for messages, `$disconnect` at the
 //! end, with API Gateway's idle and maximum-duration limits.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +47,7 @@ impl SocketInfo {
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -61,7 +60,7 @@ pub async fn upgrade(
             .map(str::to_owned),
         connected_at_ms: state.clock.now().unix_millis(),
     };
-    let header_map: HashMap<String, String> = headers
+    let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
@@ -69,9 +68,12 @@ pub async fn upgrade(
     // connect handler verifies the token itself, as the Lambda does).
     let user = match state.identity.token {
         Some(_) => None,
-        None => query.get(&state.config.identity_param).map(String::as_str),
+        None => query
+            .iter()
+            .find(|(name, _)| *name == state.config.identity_param)
+            .map(|(_, value)| value.as_str()),
     };
-    let event = events::connect(&info.context(&state), &header_map, &query, user);
+    let event = events::connect(&info.context(&state), &header_pairs, &query, user);
     let answer = handle_connect(&event, &state.connections, &state.identity).await;
     if !(200..300).contains(&answer.status_code) {
         let status = u16::try_from(answer.status_code)
@@ -86,17 +88,16 @@ pub async fn upgrade(
         return (status, body).into_response();
     }
     tracing::info!(connection = %info.id, "socket open");
-    // The subprotocol `$connect` chose (the handshake fails in browsers without it).
-    let protocol = answer
-        .headers
-        .get(PROTOCOL_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let upgrade = match protocol {
-        Some(protocol) => upgrade.protocols([protocol]),
-        None => upgrade,
-    };
-    upgrade.on_upgrade(move |socket| run(socket, state, info))
+    let mut response = upgrade.on_upgrade(move |socket| run(socket, state, info));
+    // The subprotocol `$connect` chose, copied to the handshake as API Gateway does (browsers
+    // fail the handshake without it). Set directly: axum's own selection reads only the first
+    // Sec-WebSocket-Protocol line, and clients may send several.
+    if let Some(protocol) = answer.headers.get(PROTOCOL_HEADER) {
+        response
+            .headers_mut()
+            .insert(PROTOCOL_HEADER, protocol.clone());
+    }
+    response
 }
 
 async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {

@@ -12,6 +12,7 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
         "WSPUSH_JWT_ISSUER",
         "WSPUSH_JWT_AUDIENCE",
         "WSPUSH_JWT_TOPICS_CLAIM",
+        "WSPUSH_JWT_LEEWAY_SECONDS",
         "WSPUSH_ALLOWED_NAMESPACES",
         "WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION",
         "WSPUSH_MAX_TOPICS_PER_MESSAGE",
@@ -49,7 +50,24 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn bad_arguments_exit_non_zero_naming_the_argument() {
     let secret = "local-secret-local-secret-local-secret";
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--jwt-issuer", "i", "--jwt-audience", "a"],
+            "tokens need a key",
+        ),
+        (
+            &[
+                "--jwt-hs256-secret",
+                secret,
+                "--jwt-issuer",
+                "i",
+                "--jwt-audience",
+                "a",
+                "--jwt-leeway-secs",
+                "3600",
+            ],
+            "WSPUSH_JWT_LEEWAY_SECONDS",
+        ),
         (
             &["--throttle-rate", "2"],
             "--throttle-rate must be between 0 and 1, got 2",

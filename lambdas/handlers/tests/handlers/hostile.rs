@@ -152,7 +152,7 @@ async fn a_connect_event_with_a_hostile_connection_id_or_identity_is_refused() {
 }
 
 #[test]
-fn an_event_of_the_wrong_shape_never_reaches_a_handler() {
+fn an_event_of_the_wrong_shape_fails_to_deserialize_naming_the_field() {
     // lambda_runtime deserializes the event before the handler runs and fails the
     // invocation with this error (API Gateway then answers 500).
     let mut event: serde_json::Value = serde_json::from_str(CONNECT).expect("json");

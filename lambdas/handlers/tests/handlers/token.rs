@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wspush_adapters::MemoryStore;
 use wspush_domain::{Connection, TopicGrants};
 use wspush_handlers::connect::{PROTOCOL_HEADER, TOKEN_QUERY_PARAM};
-use wspush_handlers::token::{TokenError, TokenRules, TokenVerifier};
+use wspush_handlers::token::{KeyError, TokenError, TokenRules, TokenVerifier};
 use wspush_handlers::{IdentitySource, Refusal, handle_connect};
 use wspush_ports::{ConnectionService, ConnectionStore};
 
@@ -308,6 +308,21 @@ async fn every_invalid_token_is_refused_with_401_and_nothing_saved() {
             Refusal::Token(TokenError::MissingClaim("sub".into())),
         ),
         (
+            "no iss",
+            hs256(&claims(json!({"iss": null}))),
+            Refusal::Token(TokenError::MissingClaim("iss".into())),
+        ),
+        (
+            "no aud",
+            hs256(&claims(json!({"aud": null}))),
+            Refusal::Token(TokenError::MissingClaim("aud".into())),
+        ),
+        (
+            "iss as a list holding the issuer",
+            hs256(&claims(json!({"iss": [ISSUER, "https://evil.example/"]}))),
+            Refusal::Token(TokenError::BadClaim("iss".into())),
+        ),
+        (
             "numeric sub",
             hs256(&claims(json!({"sub": 42}))),
             Refusal::Token(TokenError::MissingClaim("sub".into())),
@@ -434,11 +449,65 @@ fn a_jwks_without_usable_keys_or_with_clashing_kids_is_refused_at_cold_start() {
     let mut wrong_alg = document["keys"][0].clone();
     wrong_alg["alg"] = json!("ES256");
 
-    assert!(no_keys.is_err());
-    assert!(TokenVerifier::jwks(&twice, rules()).is_err());
-    let error = TokenVerifier::jwks(&json!({"keys": [wrong_alg]}).to_string(), rules())
-        .expect_err("rsa key declared ES256");
-    assert!(error.to_string().starts_with("JWKS key 0:"), "{error}");
+    let mut rs512 = document["keys"][0].clone();
+    rs512["alg"] = json!("RS512");
+    rs512["kid"] = json!("rsa-512");
+    let with_rs512 = json!({"keys": [document["keys"][1].clone(), rs512]}).to_string();
+
+    assert_eq!(no_keys.err(), Some(KeyError::NoUsableKey));
+    assert!(matches!(
+        TokenVerifier::jwks(&twice, rules()),
+        Err(KeyError::AmbiguousKey { index: 1, .. })
+    ));
+    // A key for another algorithm is skipped, not fatal: providers publish several.
+    assert_eq!(
+        TokenVerifier::jwks(&json!({"keys": [wrong_alg]}).to_string(), rules()).err(),
+        Some(KeyError::NoUsableKey)
+    );
+    assert!(TokenVerifier::jwks(&with_rs512, rules()).is_ok());
     assert!(TokenVerifier::jwks("[]", rules()).is_err());
     assert!(TokenVerifier::hs256(b"short", rules()).is_err());
+}
+
+#[tokio::test]
+async fn a_dotted_subprotocol_name_is_a_protocol_not_a_token() {
+    let token = hs256(&claims(json!({})));
+    let mut event = with_protocols("wamp.2.json, v1.chat.json");
+    let query = format!("{TOKEN_QUERY_PARAM}={token}");
+    event.query_string_parameters = query.parse().expect("query");
+
+    let (with_tokens, saved, _) = connect(&event, &hs256_identity()).await;
+    event
+        .request_context
+        .authorizer
+        .fields
+        .insert("principalId".into(), json!("u-1"));
+    let (without_tokens, _, _) = connect(&event, &IdentitySource::default()).await;
+
+    assert_eq!(with_tokens.status_code, 200);
+    assert_eq!(saved.expect("saved").user().as_str(), "u-7");
+    assert_eq!(protocol(&with_tokens), Some("wamp.2.json"));
+    assert_eq!(protocol(&without_tokens), Some("wamp.2.json"));
+}
+
+#[tokio::test]
+async fn the_key_is_chosen_by_algorithm_when_the_token_names_no_kid() {
+    // RS256 without a kid: the JWKS has one RS256 key, so it is the one.
+    let rs256 = signed(Algorithm::RS256, None, &claims(json!({"sub": "no-kid"})));
+    // A kid on an HS256 token: the one secret has no kid to compare with.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("anything".into());
+    let hs256_with_kid = encode(
+        &header,
+        &claims(json!({})),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .expect("sign");
+
+    let (rs, saved, _) = connect(&with_query_token(&rs256), &jwks_identity()).await;
+    let (hs, _, _) = connect(&with_query_token(&hs256_with_kid), &hs256_identity()).await;
+
+    assert_eq!(rs.status_code, 200);
+    assert_eq!(saved.expect("saved").user().as_str(), "no-kid");
+    assert_eq!(hs.status_code, 200);
 }
