@@ -83,8 +83,14 @@ impl Setup {
 
     /// Opens a socket as `user` and returns it with its connection ID.
     pub async fn connect(&self, user: &str) -> Client {
+        self.open(format!("{}?user={user}", self.gateway.websocket_url()))
+            .await
+    }
+
+    /// Opens a socket at `url` (the gateway's, with a query) and returns it with its
+    /// connection ID.
+    pub async fn open(&self, url: String) -> Client {
         let before = self.gateway.open_connections();
-        let url = format!("{}?user={user}", self.gateway.websocket_url());
         let (socket, _) = connect_async(url).await.expect("the socket opens");
         let id = wait_for(|| {
             self.gateway

@@ -16,7 +16,7 @@ use wspush_handlers::token::{TokenRules, TokenVerifier};
 use wspush_local::LocalConfig;
 use wspush_ports::Clock;
 
-use crate::helpers::{Client, Setup, http, wait_for};
+use crate::helpers::{Setup, http};
 
 const SECRET: &[u8] = b"e2e-secret-e2e-secret-e2e-secret!!";
 
@@ -56,21 +56,6 @@ async fn gateway() -> Setup {
     .await
 }
 
-async fn open(setup: &Setup, url: String) -> Client {
-    let before = setup.gateway.open_connections();
-    let (socket, _) = connect_async(url).await.expect("the socket opens");
-    let id = wait_for(|| {
-        setup
-            .gateway
-            .open_connections()
-            .into_iter()
-            .find(|id| !before.contains(id))
-    })
-    .await
-    .expect("the gateway registers the socket");
-    Client { socket, id }
-}
-
 async fn refused_status(url: String) -> u16 {
     match connect_async(url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
@@ -83,11 +68,9 @@ async fn a_valid_token_opens_a_socket_and_every_bad_one_is_refused_with_401() {
     let setup = gateway().await;
     let url = setup.gateway.websocket_url();
 
-    let client = open(
-        &setup,
-        format!("{url}?token={}", token(json!({"sub": "u-1"}))),
-    )
-    .await;
+    let client = setup
+        .open(format!("{url}?token={}", token(json!({"sub": "u-1"}))))
+        .await;
     let stored = setup
         .gateway
         .store()
@@ -152,7 +135,7 @@ async fn each_policy_denial_reaches_the_socket_as_an_error_and_writes_nothing() 
     let setup = gateway().await;
     let claims = json!({"sub": "u-1", "topics": ["room:*", "ticker:AAPL"]});
     let url = format!("{}?token={}", setup.gateway.websocket_url(), token(claims));
-    let mut client = open(&setup, url).await;
+    let mut client = setup.open(url).await;
     let connection = ConnectionId::parse(client.id.as_str()).expect("id");
 
     let mut reply = async |topics: &[&str]| {

@@ -156,13 +156,7 @@ async fn disconnect_removes_the_connection_and_its_subscriptions() {
 
     assert_eq!(response.status_code, 200);
     assert!(store.is_empty());
-    assert!(
-        store
-            .subscriptions(&id(CONNECTION))
-            .await
-            .expect("subs")
-            .is_empty()
-    );
+    assert!(held(&store).await.is_empty());
 }
 
 #[tokio::test]

@@ -59,6 +59,14 @@ pub async fn store_with(connections: &[(&str, &str)]) -> Arc<MemoryStore> {
     store
 }
 
+/// The topics the fixtures' connection is subscribed to.
+pub async fn held(store: &MemoryStore) -> Vec<ExternalId> {
+    store
+        .subscriptions(&id(CONNECTION))
+        .await
+        .expect("subscriptions read")
+}
+
 /// (connection, payload) of each accepted post.
 pub type Sent = Arc<Mutex<Vec<(String, String)>>>;
 

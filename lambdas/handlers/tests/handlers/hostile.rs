@@ -5,7 +5,7 @@
 use serde_json::json;
 use wspush_domain::SubscriptionPolicy;
 use wspush_handlers::{IdentitySource, handle_connect, handle_invocation, handle_route};
-use wspush_ports::{ConnectionService, ConnectionStore, SubscriptionService};
+use wspush_ports::{ConnectionService, SubscriptionService};
 
 use crate::helpers::*;
 
@@ -84,13 +84,7 @@ async fn hostile_route_bodies_get_an_error_reply_naming_the_problem() {
         let error = reply["error"].as_str().expect("error");
         assert!(error.contains(words), "{case}: {error}");
     }
-    assert!(
-        store
-            .subscriptions(&id(CONNECTION))
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(held(&store).await.is_empty());
 }
 
 #[tokio::test]

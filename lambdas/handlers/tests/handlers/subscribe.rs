@@ -30,14 +30,7 @@ async fn subscribe_replies_with_every_topic_held() {
         body_json(&response),
         serde_json::json!({"ok": true, "action": "subscribe", "topics": ["room:42", "ticker:AAPL"]})
     );
-    assert_eq!(
-        store
-            .subscriptions(&id(CONNECTION))
-            .await
-            .expect("subs")
-            .len(),
-        2
-    );
+    assert_eq!(held(&store).await.len(), 2);
 }
 
 #[tokio::test]
@@ -55,10 +48,7 @@ async fn unsubscribe_removes_the_named_topics() {
     .await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(
-        store.subscriptions(&id(CONNECTION)).await.expect("subs"),
-        [topic("ticker:AAPL")]
-    );
+    assert_eq!(held(&store).await, [topic("ticker:AAPL")]);
 }
 
 #[tokio::test]
@@ -107,13 +97,7 @@ async fn an_invalid_topic_is_named_with_its_position() {
 
     assert_eq!(response.status_code, 400);
     assert!(body(&response).contains("field `topics[1]`: external ID must not contain ' '"));
-    assert!(
-        store
-            .subscriptions(&id(CONNECTION))
-            .await
-            .expect("subs")
-            .is_empty()
-    );
+    assert!(held(&store).await.is_empty());
 }
 
 #[tokio::test]
@@ -158,13 +142,7 @@ async fn another_users_channel_is_denied_with_a_403_reply_and_nothing_written() 
         body_json(&response)["error"],
         "topic `user:u-2` is another user's own channel"
     );
-    assert!(
-        store
-            .subscriptions(&id(CONNECTION))
-            .await
-            .expect("subs")
-            .is_empty()
-    );
+    assert!(held(&store).await.is_empty());
 }
 
 #[tokio::test]
@@ -235,11 +213,5 @@ async fn a_topic_the_connections_token_does_not_grant_is_denied_and_nothing_writ
         body_json(&response)["error"],
         "topic `ticker:AAPL` is not granted by the connection's token"
     );
-    assert!(
-        store
-            .subscriptions(&id(CONNECTION))
-            .await
-            .expect("subs")
-            .is_empty()
-    );
+    assert!(held(&store).await.is_empty());
 }
