@@ -9,7 +9,9 @@
 //! Each run starts `target/lambda/<name>/bootstrap` as Lambda would, against a local stub of
 //! the Lambda Runtime API that hands it one real event and times the answer. The functions
 //! talk to a real DynamoDB Local (found or started as the integration tests do), and the
-//! pusher posts to the same stub's `@connections` route. Prints a Markdown table.
+//! pusher posts to the same stub's `@connections` route. Prints a Markdown table. The row
+//! `connect (RS256 token)` is the connect binary verifying a token against a JWKS (the
+//! test-only RSA key of the handler tests), the key parsed at cold start; it must answer 200.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -28,7 +30,34 @@ use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
 const CONNECT: &str = include_str!("../../../lambdas/handlers/tests/fixtures/connect.json");
 const SUBSCRIBE: &str = include_str!("../../../lambdas/handlers/tests/fixtures/subscribe.json");
 const DISCONNECT: &str = include_str!("../../../lambdas/handlers/tests/fixtures/disconnect.json");
+const CONNECT_WITHOUT_IDENTITY: &str =
+    include_str!("../../../lambdas/handlers/tests/fixtures/connect-without-identity.json");
 const PUSH: &str = r#"{"users":["u-1"],"data":{"hello":"world"}}"#;
+const TEST_RSA_KEY: &[u8] =
+    include_bytes!("../../../lambdas/handlers/tests/fixtures/keys/rsa-test-only.der");
+
+/// A JWKS of the test RSA key, and a `$connect` event carrying a valid RS256 token from it.
+fn rs256_connect() -> anyhow::Result<(String, String)> {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    let key = EncodingKey::from_rsa_der(TEST_RSA_KEY);
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)?;
+    jwk.common.key_id = Some("coldstart".into());
+    let jwks = serde_json::to_string(&JwkSet { keys: vec![jwk] })?;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("coldstart".into());
+    let claims = serde_json::json!({"sub": "u-1", "iss": "coldstart", "aud": "wspush", "exp": exp, "topics": ["room:*"]});
+    let token = encode(&header, &claims, &key)?;
+    let mut event: serde_json::Value = serde_json::from_str(CONNECT_WITHOUT_IDENTITY)?;
+    event["queryStringParameters"] = serde_json::json!({"token": token});
+    event["multiValueQueryStringParameters"] = serde_json::json!({"token": [token]});
+    Ok((jwks, event.to_string()))
+}
 
 #[derive(Clone)]
 struct Stub {
@@ -130,11 +159,23 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| binary | size (MB) | cold start, median of {runs} (ms) | min (ms) | max (ms) |");
     println!("|---|---|---|---|---|");
-    for (name, event) in [
-        ("connect", CONNECT),
-        ("subscribe", SUBSCRIBE),
-        ("pusher", PUSH),
-        ("disconnect", DISCONNECT),
+    let (jwks, token_event) = rs256_connect()?;
+    let token_env = [
+        ("WSPUSH_JWT_JWKS", jwks.as_str()),
+        ("WSPUSH_JWT_ISSUER", "coldstart"),
+        ("WSPUSH_JWT_AUDIENCE", "wspush"),
+    ];
+    for (label, name, event, extra_env) in [
+        ("connect", "connect", CONNECT, &[][..]),
+        (
+            "connect (RS256 token)",
+            "connect",
+            token_event.as_str(),
+            &token_env[..],
+        ),
+        ("subscribe", "subscribe", SUBSCRIBE, &[][..]),
+        ("pusher", "pusher", PUSH, &[][..]),
+        ("disconnect", "disconnect", DISCONNECT, &[][..]),
     ] {
         let binary = lambda_dir.join(name).join("bootstrap");
         let size = std::fs::metadata(&binary)
@@ -172,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
                     "WSPUSH_MANAGEMENT_ENDPOINT",
                     format!("http://{address}/prod"),
                 )
+                .envs(extra_env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
@@ -181,7 +223,12 @@ async fn main() -> anyhow::Result<()> {
             let elapsed = started.elapsed();
             child.kill().await.ok();
             match outcome {
-                Ok(Some(Ok(_))) => times.push(elapsed),
+                Ok(Some(Ok(answer)))
+                    if name != "connect" || answer.contains("\"statusCode\":200") =>
+                {
+                    times.push(elapsed);
+                }
+                Ok(Some(Ok(answer))) => bail!("{label} refused its event: {answer}"),
                 Ok(Some(Err(error))) => bail!("{name} failed its event: {error}"),
                 Ok(None) | Err(_) => bail!("{name} answered nothing within 10 s"),
             }
@@ -191,7 +238,7 @@ async fn main() -> anyhow::Result<()> {
             times.iter().max().copied().unwrap_or_default(),
         );
         println!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {label} | {:.1} | {:.1} | {:.1} | {:.1} |",
             size as f64 / 1_048_576.0,
             median(times).as_secs_f64() * 1000.0,
             min.as_secs_f64() * 1000.0,
