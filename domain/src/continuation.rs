@@ -246,6 +246,11 @@ mod tests {
             .collect()
     }
 
+    /// The planned requests as the JSON texts they are enqueued as.
+    fn jsons(planned: &[NotificationRequest]) -> Vec<String> {
+        planned.iter().map(NotificationRequest::to_json).collect()
+    }
+
     fn limits(max_generations: u32) -> ContinuationLimits {
         ContinuationLimits {
             max_generations,
@@ -285,10 +290,7 @@ mod tests {
         .expect("planned");
 
         assert_eq!(
-            planned
-                .iter()
-                .map(NotificationRequest::to_json)
-                .collect::<Vec<_>>(),
+            jsons(&planned),
             [
                 r#"{"exclude_users":["u-1"],"data":{"a":1},"segment":{"index":2,"total":8},"cursor":"{\"pk\":\"c#x\"}"}"#
             ]
@@ -316,10 +318,7 @@ mod tests {
         .expect("planned");
 
         assert_eq!(
-            planned
-                .iter()
-                .map(NotificationRequest::to_json)
-                .collect::<Vec<_>>(),
+            jsons(&planned),
             [
                 r#"{"connections":["u0","u1"],"data":1,"generation":1}"#,
                 r#"{"connections":["f0"],"data":1,"generation":2}"#,
@@ -421,10 +420,7 @@ mod tests {
         .expect("planned");
 
         assert_eq!(
-            planned
-                .iter()
-                .map(NotificationRequest::to_json)
-                .collect::<Vec<_>>(),
+            jsons(&planned),
             [
                 r#"{"users":["a"],"data":1,"cursor":"k"}"#,
                 r#"{"users":["b","c"],"data":1}"#,

@@ -50,6 +50,18 @@ pub fn sdk_config() -> SdkConfig {
         .build()
 }
 
+/// A new queue on moto named `<name>-<random>` (tests share one moto server); its URL.
+pub async fn new_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(format!("{name}-{}", fastrand::u32(..)))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .expect("queue URL")
+        .to_owned()
+}
+
 /// The SQS event Lambda's event source mapping would hand the pusher for `messages`
 /// (received from a moto queue), as JSON text.
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> String {

@@ -65,15 +65,7 @@ async fn pipeline(
     setup.gateway.set_virtual_connections(ids);
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{name}-{}", fastrand::u32(..)))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("queue URL")
-        .to_owned();
+    let queue_url = moto::new_queue(&sqs, name).await;
     let gateway = setup.gateway.api_gateway();
     let pusher = PushService::new(
         setup.gateway.store(),

@@ -26,18 +26,6 @@ fn big_request(n: usize) -> NotificationRequest {
         .expect("valid")
 }
 
-async fn new_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    let name = format!("{name}-{}", fastrand::u32(..));
-    sqs.create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url()
-        .expect("queue URL")
-        .to_owned()
-}
-
 /// Every message body in the queue (receiving until it is empty).
 async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
     let mut bodies = Vec::new();
@@ -73,7 +61,7 @@ fn as_set(requests: &[NotificationRequest]) -> BTreeSet<String> {
 async fn single_and_batched_requests_published_to_sqs_are_read_back_intact() {
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = new_queue(&sqs, "notifications").await;
+    let queue_url = moto::new_queue(&sqs, "notifications").await;
     let publisher = SqsPublisher::new(&sdk, &queue_url);
     let single = request(0);
     let batch: Vec<NotificationRequest> = (1..=23).map(request).collect();
@@ -98,7 +86,7 @@ async fn single_and_batched_requests_published_to_sqs_are_read_back_intact() {
 async fn a_batch_over_the_256_kb_limit_is_split_and_every_request_arrives() {
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = new_queue(&sqs, "big").await;
+    let queue_url = moto::new_queue(&sqs, "big").await;
     let publisher = SqsPublisher::new(&sdk, &queue_url);
     // Five requests of about 100 KB: 500 KB would be refused as one batch.
     let batch: Vec<NotificationRequest> = (0..5).map(big_request).collect();
@@ -114,7 +102,7 @@ async fn a_batch_over_the_256_kb_limit_is_split_and_every_request_arrives() {
 async fn a_request_too_large_for_sqs_never_leaves_the_producer() {
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = new_queue(&sqs, "too-big").await;
+    let queue_url = moto::new_queue(&sqs, "too-big").await;
     let publisher = SqsPublisher::new(&sdk, &queue_url);
     // Valid data, but 30,000 exclusions make the JSON larger than a message may be.
     let excluded = (0..30_000).map(|n| UserId::parse(format!("excluded-user-{n}")).expect("valid"));
@@ -161,7 +149,7 @@ async fn requests_published_to_sns_arrive_in_a_subscribed_queue() {
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let queue_url = new_queue(&sqs, "from-sns").await;
+    let queue_url = moto::new_queue(&sqs, "from-sns").await;
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -219,7 +207,7 @@ async fn a_request_through_sqs_reaches_sockets_on_the_local_gateway() {
     wait_for_socket(&gateway).await;
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = new_queue(&sqs, "full-path").await;
+    let queue_url = moto::new_queue(&sqs, "full-path").await;
     SqsPublisher::new(&sdk, &queue_url)
         .publish(&request(7))
         .await

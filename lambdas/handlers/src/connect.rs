@@ -89,60 +89,76 @@ fn looks_like_jwt(value: &str) -> bool {
     value.split('.').count() == 3 && jsonwebtoken::decode_header(value).is_ok()
 }
 
-/// The subprotocols the client offered, in order.
-fn offered_protocols(event: &ApiGatewayWebsocketProxyRequest) -> Vec<&str> {
-    let mut offered: Vec<&str> = event
-        .multi_value_headers
-        .get_all(PROTOCOL_HEADER)
-        .iter()
-        .chain(event.headers.get_all(PROTOCOL_HEADER).iter())
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
-        .collect();
-    // API Gateway sends each header in both maps.
-    let mut seen = std::collections::HashSet::new();
-    offered.retain(|value| seen.insert(*value));
-    offered
+/// What the client offered in `Sec-WebSocket-Protocol`, read once per `$connect`: the
+/// protocol names and the tokens, each in order and without repeats.
+struct Offered<'a> {
+    protocols: Vec<&'a str>,
+    tokens: Vec<&'a str>,
 }
 
-/// The subprotocol to answer with: the first offered that is not a token, else the token
-/// when tokens are in use (the client offered nothing else), else none.
-pub fn chosen_protocol(event: &ApiGatewayWebsocketProxyRequest, tokens: bool) -> Option<String> {
-    let offered = offered_protocols(event);
-    offered
-        .iter()
-        .find(|value| !looks_like_jwt(value))
-        .or_else(|| offered.first().filter(|_| tokens))
-        .map(|value| (*value).to_owned())
-}
-
-/// The one token the client presented, from the query string or a subprotocol.
-fn presented_token(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, Refusal> {
-    let mut tokens: Vec<&str> = offered_protocols(event)
-        .into_iter()
-        .filter(|value| looks_like_jwt(value))
-        .collect();
-    let query = event
-        .multi_value_query_string_parameters
-        .all(TOKEN_QUERY_PARAM)
-        .or_else(|| event.query_string_parameters.all(TOKEN_QUERY_PARAM))
-        .unwrap_or_default();
-    tokens.extend(query);
-    tokens.dedup();
-    match tokens.as_slice() {
-        [] => Err(Refusal::NoToken),
-        [token] => Ok(token),
-        _ => Err(Refusal::SeveralTokens),
+impl<'a> Offered<'a> {
+    fn of(event: &'a ApiGatewayWebsocketProxyRequest) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        // API Gateway sends each header in both maps.
+        let values = event
+            .multi_value_headers
+            .get_all(PROTOCOL_HEADER)
+            .iter()
+            .chain(event.headers.get_all(PROTOCOL_HEADER).iter())
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty() && seen.insert(*value));
+        let (tokens, protocols) = values.partition(|value| looks_like_jwt(value));
+        Self { protocols, tokens }
     }
+
+    /// The subprotocol to answer with: the first offered that is not a token, else the
+    /// token when tokens are in use (the client offered nothing else), else none.
+    fn chosen(&self, tokens_in_use: bool) -> Option<String> {
+        self.protocols
+            .first()
+            .or_else(|| self.tokens.first().filter(|_| tokens_in_use))
+            .map(|value| (*value).to_owned())
+    }
+
+    /// The one token the client presented, from a subprotocol or the query string.
+    fn token(&self, event: &'a ApiGatewayWebsocketProxyRequest) -> Result<&'a str, Refusal> {
+        let mut tokens = self.tokens.clone();
+        let query = event
+            .multi_value_query_string_parameters
+            .all(TOKEN_QUERY_PARAM)
+            .or_else(|| event.query_string_parameters.all(TOKEN_QUERY_PARAM))
+            .unwrap_or_default();
+        tokens.extend(query);
+        tokens.dedup();
+        match tokens.as_slice() {
+            [] => Err(Refusal::NoToken),
+            [token] => Ok(token),
+            _ => Err(Refusal::SeveralTokens),
+        }
+    }
+}
+
+/// The subprotocol `$connect` answers with: the first offered that is not a token, else the
+/// token when `tokens` are in use, else none.
+pub fn chosen_protocol(event: &ApiGatewayWebsocketProxyRequest, tokens: bool) -> Option<String> {
+    Offered::of(event).chosen(tokens)
 }
 
 impl IdentitySource {
     /// The user of a `$connect` event, or why the socket is refused.
     pub fn identify(&self, event: &ApiGatewayWebsocketProxyRequest) -> Result<Identified, Refusal> {
+        self.identify_offered(event, &Offered::of(event))
+    }
+
+    fn identify_offered<'a>(
+        &self,
+        event: &'a ApiGatewayWebsocketProxyRequest,
+        offered: &Offered<'a>,
+    ) -> Result<Identified, Refusal> {
         if let Some(verifier) = &self.token {
-            let verified = verifier.verify(presented_token(event)?)?;
+            let verified = verifier.verify(offered.token(event)?)?;
             return Ok(Identified {
                 user: verified.user,
                 grants: verified.grants,
@@ -188,7 +204,8 @@ where
         Ok(connection) => connection,
         Err(refusal) => return *refusal,
     };
-    let Identified { user, grants } = match identity.identify(event) {
+    let offered = Offered::of(event);
+    let Identified { user, grants } = match identity.identify_offered(event, &offered) {
         Ok(identified) => identified,
         Err(refusal) => {
             tracing::warn!(%connection, reason = %refusal, "refusing the connection");
@@ -198,7 +215,7 @@ where
     match service.connect_with_grants(connection, user, grants).await {
         Ok(_) => {
             let mut answer = response(200, "Connected");
-            if let Some(protocol) = chosen_protocol(event, identity.token.is_some())
+            if let Some(protocol) = offered.chosen(identity.token.is_some())
                 && let Ok(value) = HeaderValue::from_str(&protocol)
             {
                 answer.headers.insert(PROTOCOL_HEADER, value);

@@ -322,7 +322,9 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
                 MAX_SUBSCRIPTIONS,
                 defaults.max_subscriptions_per_connection(),
             )?)
-            .with_max_topics_per_message(self.positive(MAX_TOPICS_PER_MESSAGE, 20usize)?);
+            .with_max_topics_per_message(
+                self.positive(MAX_TOPICS_PER_MESSAGE, defaults.max_topics_per_message())?,
+            );
         if let Some(namespaces) = self.get(ALLOWED_NAMESPACES) {
             let list: Vec<String> = namespaces
                 .split(',')

@@ -139,15 +139,36 @@ struct Key {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
+    /// The checks a token signed with this key must pass (fixed at cold start).
+    validation: Validation,
+}
+
+impl Key {
+    fn new(
+        kid: Option<String>,
+        algorithm: Algorithm,
+        key: DecodingKey,
+        rules: &TokenRules,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&rules.issuer]);
+        validation.set_audience(&[&rules.audience]);
+        validation.validate_nbf = true;
+        validation.leeway = rules.leeway.as_secs();
+        Self {
+            kid,
+            algorithm,
+            key,
+            validation,
+        }
+    }
 }
 
 /// Checks tokens against the configured keys, issuer and audience.
 pub struct TokenVerifier {
     keys: Vec<Key>,
-    issuer: String,
-    audience: String,
-    topics_claim: Option<String>,
-    leeway: Duration,
+    rules: TokenRules,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -160,10 +181,7 @@ impl fmt::Debug for TokenVerifier {
             .collect();
         f.debug_struct("TokenVerifier")
             .field("algorithms", &algorithms)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("topics_claim", &self.topics_claim)
-            .field("leeway", &self.leeway)
+            .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
 }
@@ -188,11 +206,12 @@ impl TokenVerifier {
         if secret.len() < MIN_HS256_SECRET_BYTES {
             return Err(KeyError::ShortSecret { len: secret.len() });
         }
-        let key = Key {
-            kid: None,
-            algorithm: Algorithm::HS256,
-            key: DecodingKey::from_secret(secret),
-        };
+        let key = Key::new(
+            None,
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret),
+            &rules,
+        );
         Ok(Self::with_keys(vec![key], rules))
     }
 
@@ -231,11 +250,7 @@ impl TokenVerifier {
                     reason: "keys must have distinct `kid`s (only a lone key may have none)",
                 });
             }
-            keys.push(Key {
-                kid,
-                algorithm,
-                key,
-            });
+            keys.push(Key::new(kid, algorithm, key, &rules));
         }
         if keys.is_empty() {
             return Err(KeyError::NoUsableKey);
@@ -244,18 +259,12 @@ impl TokenVerifier {
     }
 
     fn with_keys(keys: Vec<Key>, rules: TokenRules) -> Self {
-        Self {
-            keys,
-            issuer: rules.issuer,
-            audience: rules.audience,
-            topics_claim: rules.topics_claim,
-            leeway: rules.leeway,
-        }
+        Self { keys, rules }
     }
 
     /// The claim tokens grant topics in, if grants are configured.
     pub fn topics_claim(&self) -> Option<&str> {
-        self.topics_claim.as_deref()
+        self.rules.topics_claim.as_deref()
     }
 
     /// Verifies `token` and reads its user and grants.
@@ -265,13 +274,7 @@ impl TokenVerifier {
         }
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         let key = self.key_for(header.alg, header.kid.as_deref())?;
-        let mut validation = Validation::new(key.algorithm);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.validate_nbf = true;
-        validation.leeway = self.leeway.as_secs();
-        let claims = decode::<Map<String, Value>>(token, &key.key, &validation)?.claims;
+        let claims = decode::<Map<String, Value>>(token, &key.key, &key.validation)?.claims;
 
         // jsonwebtoken also accepts an array `iss` with one matching element; the issuer
         // must be exactly the configured one.
@@ -285,6 +288,7 @@ impl TokenVerifier {
             _ => return Err(TokenError::BadClaim("sub".to_owned())),
         };
         let grants = self
+            .rules
             .topics_claim
             .as_deref()
             .map(|claim| grants_of(claim, claims.get(claim)))
@@ -293,13 +297,16 @@ impl TokenVerifier {
     }
 
     fn key_for(&self, algorithm: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
-        if !self.keys.iter().any(|key| key.algorithm == algorithm) {
-            return Err(TokenError::Algorithm(format!("{algorithm:?}")));
-        }
-        let mut candidates = self
+        let of_algorithm: Vec<&Key> = self
             .keys
             .iter()
             .filter(|key| key.algorithm == algorithm)
+            .collect();
+        if of_algorithm.is_empty() {
+            return Err(TokenError::Algorithm(format!("{algorithm:?}")));
+        }
+        let mut candidates = of_algorithm
+            .into_iter()
             .filter(|key| kid.is_none() || key.kid.is_none() || key.kid.as_deref() == kid);
         match (candidates.next(), candidates.next()) {
             (Some(key), None) => Ok(key),

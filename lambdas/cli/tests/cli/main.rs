@@ -112,15 +112,7 @@ async fn notify_via_sqs_then_the_pusher_delivers_to_the_socket() {
     let mut socket = open_socket(&gateway, "u-7").await;
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("cli-{}", fastrand::u32(..)))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
+    let queue_url = moto::new_queue(&sqs, "cli").await;
     let moto_endpoint = moto::endpoint();
 
     let output = wspush(

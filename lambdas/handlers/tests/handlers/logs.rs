@@ -3,21 +3,18 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
 use tracing::Level;
-use wspush_handlers::token::{TokenRules, TokenVerifier};
-use wspush_handlers::{IdentitySource, handle_connect, handle_route, handle_sqs};
+use wspush_handlers::{handle_connect, handle_route, handle_sqs};
 use wspush_ports::{ConnectionService, SubscriptionService};
 
 use crate::helpers::*;
+use crate::tokens::{claims, hs256, hs256_identity, now};
 
 const CONNECT_WITHOUT_IDENTITY: &str = include_str!("../fixtures/connect-without-identity.json");
 const SUBSCRIBE: &str = include_str!("../fixtures/subscribe.json");
-const SECRET: &[u8] = b"logs-secret-logs-secret-logs-secret!";
 const BODY_MARKER: &str = "PRIVATE-MESSAGE-BODY-7f3a";
 const FIELD_MARKER: &str = "PRIVATE-FIELD-VALUE-19c2";
 
@@ -52,35 +49,6 @@ impl Captured {
     }
 }
 
-fn token(exp_offset: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let exp = now.checked_add_signed(exp_offset).expect("in range");
-    let claims =
-        json!({"sub": "u-1", "iss": "logs", "aud": "wspush", "exp": exp, "topics": ["room:*"]});
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .expect("sign")
-}
-
-fn identity() -> IdentitySource {
-    let rules = TokenRules {
-        issuer: "logs".into(),
-        audience: "wspush".into(),
-        topics_claim: Some("topics".into()),
-        leeway: Duration::ZERO,
-    };
-    IdentitySource {
-        token: Some(Arc::new(TokenVerifier::hs256(SECRET, rules).expect("key"))),
-        ..IdentitySource::default()
-    }
-}
-
 fn assert_clean(logs: &str, secrets: &[&str]) {
     for secret in secrets {
         assert!(!logs.contains(secret), "the logs hold {secret:?}:\n{logs}");
@@ -93,13 +61,14 @@ async fn a_connect_logs_neither_a_valid_nor_a_refused_token() {
     let _guard = captured.start();
     let store = store_with(&[]).await;
     let service = ConnectionService::new(store.clone(), clock());
-    let (valid, expired) = (token(600), token(-600));
+    let valid = hs256(&claims(json!({})));
+    let expired = hs256(&claims(json!({"exp": now() - 600})));
 
     for (token, status) in [(&valid, 200), (&expired, 401)] {
         let mut event = websocket_event(CONNECT_WITHOUT_IDENTITY);
         let query = format!("token={token}");
         event.query_string_parameters = query.parse().expect("query");
-        let response = handle_connect(&event, &service, &identity()).await;
+        let response = handle_connect(&event, &service, &hs256_identity()).await;
         assert_eq!(response.status_code, status);
     }
 

@@ -8,3 +8,4 @@ mod logs;
 mod pusher;
 mod subscribe;
 mod token;
+mod tokens;

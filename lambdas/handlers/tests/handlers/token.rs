@@ -2,7 +2,6 @@
 //! `Sec-WebSocket-Protocol` header, and every way a token is refused.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::http::HeaderValue;
@@ -17,58 +16,12 @@ use wspush_handlers::{IdentitySource, Refusal, handle_connect};
 use wspush_ports::{ConnectionService, ConnectionStore};
 
 use crate::helpers::*;
+use crate::tokens::*;
 
 const CONNECT_WITHOUT_IDENTITY: &str = include_str!("../fixtures/connect-without-identity.json");
 const CONNECT: &str = include_str!("../fixtures/connect.json");
-const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 const RSA_DER: &[u8] = include_bytes!("../fixtures/keys/rsa-test-only.der");
 const EC_DER: &[u8] = include_bytes!("../fixtures/keys/ec-p256-test-only.der");
-const ISSUER: &str = "https://auth.example.com/";
-const AUDIENCE: &str = "wspush-test";
-
-fn rules() -> TokenRules {
-    TokenRules {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        topics_claim: Some("topics".into()),
-        leeway: Duration::from_secs(5),
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
-/// Valid claims for user `u-7`, granting `room:*`; `changes` overrides or (with null) removes.
-fn claims(changes: Value) -> Value {
-    let mut claims = json!({
-        "sub": "u-7", "iss": ISSUER, "aud": AUDIENCE,
-        "exp": now() + 600, "nbf": now() - 10, "topics": ["room:*"],
-    });
-    for (key, value) in changes.as_object().expect("object") {
-        match value {
-            Value::Null => claims.as_object_mut().expect("object").remove(key),
-            _ => claims
-                .as_object_mut()
-                .expect("object")
-                .insert(key.clone(), value.clone()),
-        };
-    }
-    claims
-}
-
-fn hs256(claims: &Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .expect("sign")
-}
-
 fn signed(algorithm: Algorithm, kid: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(algorithm);
     header.kid = kid.map(str::to_owned);
@@ -91,14 +44,6 @@ fn jwks() -> String {
         keys: vec![rsa, ec],
     })
     .expect("jwks")
-}
-
-fn hs256_identity() -> IdentitySource {
-    let verifier = TokenVerifier::hs256(SECRET, rules()).expect("valid secret");
-    IdentitySource {
-        token: Some(Arc::new(verifier)),
-        ..IdentitySource::default()
-    }
 }
 
 fn jwks_identity() -> IdentitySource {
