@@ -10,12 +10,16 @@
 //! | a source not started | the source from the start (users are grouped in one request) | same |
 //! | a source partly read | the source with `cursor` (one user, one topic, or one `segment`) | same |
 //! | connections read, never posted | `connections`, no exclusions (already applied) | same |
+//! | connections answered 429 or 5xx whose retry fell after the stop point | `connections` | + 1 |
 //! | connections that failed after their retries | `connections` | + 1 |
 //! | a source whose read failed | the source with `cursor` | + 1 |
 //!
-//! Failures are re-enqueued for at most [`ContinuationLimits::max_generations`]
-//! generations; past that the request itself must be reported failed (so SQS retries it and
-//! then dead-letters it). A request whose sources overlap (several topics, or users with
+//! Failures, and posts whose retry the stop point cut off, are re-enqueued for at most
+//! [`ContinuationLimits::max_generations`] generations; past that the request itself must be
+//! reported failed (so SQS retries it and then dead-letters it). A connection that was tried
+//! takes the next generation even though it did not fail for good: otherwise a post that
+//! answers 500 after API Gateway delivered it, with a window too short for its retry, would
+//! be continued (and delivered again) for ever. A request whose sources overlap (several topics, or users with
 //! topics or connections) never leaves unfinished sources behind: the push reads them to the
 //! end instead, since a source resumed in another message could not know what the first
 //! message already sent.
@@ -46,6 +50,9 @@ pub struct Leftover {
     pub sources: Vec<Resume>,
     /// Connections read and admitted but never posted to.
     pub unsent: Vec<ConnectionId>,
+    /// Connections posted to and answered 429 or 5xx, whose retry would have come after the
+    /// stop point.
+    pub retry_later: Vec<ConnectionId>,
     /// Connections whose posts still failed after their retries.
     pub failed: Vec<ConnectionId>,
     /// Sources whose reading failed, where they stopped.
@@ -57,13 +64,15 @@ impl Leftover {
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
             && self.unsent.is_empty()
+            && self.retry_later.is_empty()
             && self.failed.is_empty()
             && self.failed_sources.is_empty()
     }
 
-    /// Whether anything failed (as opposed to being left for lack of time).
+    /// Whether anything was tried and left for the next generation (as opposed to being
+    /// left for lack of time before it was tried).
     pub fn has_failures(&self) -> bool {
-        !self.failed.is_empty() || !self.failed_sources.is_empty()
+        !self.failed.is_empty() || !self.retry_later.is_empty() || !self.failed_sources.is_empty()
     }
 }
 
@@ -135,9 +144,11 @@ pub fn plan_continuations(
     }
     let max = limits.max_message_bytes;
     let mut planned = Vec::new();
+    let mut tried = leftover.retry_later;
+    tried.extend(leftover.failed);
     for (resumes, unsent, generation) in [
         (leftover.sources, leftover.unsent, generation),
-        (leftover.failed_sources, leftover.failed, generation + 1),
+        (leftover.failed_sources, tried, generation + 1),
     ] {
         let first = planned.len();
         narrow_sources(request, resumes, max, &mut planned);
@@ -323,6 +334,44 @@ mod tests {
                 r#"{"connections":["u0","u1"],"data":1,"generation":1}"#,
                 r#"{"connections":["f0"],"data":1,"generation":2}"#,
             ]
+        );
+    }
+
+    #[test]
+    fn connections_whose_retry_the_stop_cut_off_take_the_next_generation_up_to_the_bound() {
+        let leftover = Leftover {
+            unsent: ids("u", 1),
+            retry_later: ids("r", 1),
+            ..Leftover::default()
+        };
+
+        let planned = plan_continuations(
+            &request(r#"{"connections":["u0","r0"],"data":1,"generation":1}"#),
+            None,
+            leftover.clone(),
+            limits(3),
+        )
+        .expect("planned");
+        let at_the_bound = plan_continuations(
+            &request(r#"{"connections":["u0","r0"],"data":1,"generation":3}"#),
+            None,
+            leftover,
+            limits(3),
+        );
+
+        assert_eq!(
+            jsons(&planned),
+            [
+                r#"{"connections":["u0"],"data":1,"generation":1}"#,
+                r#"{"connections":["r0"],"data":1,"generation":2}"#,
+            ]
+        );
+        assert_eq!(
+            at_the_bound,
+            Err(ContinuationError::GenerationsExhausted {
+                generation: 3,
+                max: 3
+            })
         );
     }
 

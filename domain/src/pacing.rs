@@ -23,6 +23,12 @@ const CUT_COOLDOWN: Duration = Duration::from_millis(100);
 const SUCCESSES_TO_RECOVER: f64 = 2_000.0;
 /// Posts may start this far ahead of the steady schedule (a burst after an idle spell).
 const BURST: Duration = Duration::from_millis(50);
+/// The schedule never runs further ahead of now than this (or one slot, if longer). Only
+/// posts that wait for their slot book one, so a longer line means bookings that will never
+/// post (a push dropped while its posts waited): forgetting them keeps one abandoned push
+/// from starving every later push of the instance. At the default floor (160 posts a second)
+/// it is 800 waiting posts, three pushes' worth of posts in flight.
+const MAX_AHEAD: Duration = Duration::from_secs(5);
 
 /// Spaces post starts at the current rate; see the module documentation.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,13 +57,20 @@ impl Pacer {
         self.rate
     }
 
-    /// Books the start of one post asked for at `now`; returns when it may start (`now` or
-    /// later).
-    pub fn reserve(&mut self, now: Duration) -> Duration {
-        let earliest = now.saturating_sub(BURST);
-        let start = self.next.max(earliest);
-        self.next = start + Duration::from_secs_f64(1.0 / self.rate);
-        start.max(now)
+    /// Books the start of one post asked for at `now`, and returns when it may start (`now`
+    /// or later); or books nothing and returns `None` when that start would be at or after
+    /// `stop`. A refused slot is never booked: the post does not happen, and a booking for
+    /// it would push every later post of every push further out.
+    pub fn reserve(&mut self, now: Duration, stop: Option<Duration>) -> Option<Duration> {
+        let slot = Duration::from_secs_f64(1.0 / self.rate);
+        let horizon = now + MAX_AHEAD.max(slot);
+        let start = self.next.min(horizon).max(now.saturating_sub(BURST));
+        let begins = start.max(now);
+        if stop.is_some_and(|stop| begins >= stop) {
+            return None;
+        }
+        self.next = start + slot;
+        Some(begins)
     }
 
     /// The gateway answered 429 at `now`: halve the rate, at most once per cooldown.
@@ -91,7 +104,9 @@ mod tests {
     fn after_a_short_burst_posts_start_at_the_ceiling_rate() {
         let mut pacer = Pacer::new(1_000);
 
-        let starts: Vec<Duration> = (0..200).map(|_| pacer.reserve(ms(1_000))).collect();
+        let starts: Vec<Duration> = (0..200)
+            .map(|_| pacer.reserve(ms(1_000), None).expect("no stop"))
+            .collect();
 
         // 50 ms of burst lets the first 50 start at once; the rest follow 1 ms apart.
         assert!(starts[..50].iter().all(|start| *start == ms(1_000)));
@@ -103,9 +118,11 @@ mod tests {
     #[test]
     fn an_idle_pacer_does_not_save_up_more_than_the_burst() {
         let mut pacer = Pacer::new(100);
-        pacer.reserve(ms(0));
+        pacer.reserve(ms(0), None);
 
-        let starts: Vec<Duration> = (0..10).map(|_| pacer.reserve(ms(60_000))).collect();
+        let starts: Vec<Duration> = (0..10)
+            .map(|_| pacer.reserve(ms(60_000), None).expect("no stop"))
+            .collect();
 
         // 100/s is 10 ms apart; 50 ms of burst covers 5 posts at once, then the schedule.
         assert_eq!(&starts[..6], &[ms(60_000); 6]);
@@ -149,13 +166,60 @@ mod tests {
     fn a_cut_rate_spaces_posts_further_apart() {
         let mut pacer = Pacer::new(1_000);
         for _ in 0..100 {
-            pacer.reserve(ms(0));
+            pacer.reserve(ms(0), None);
         }
         pacer.throttled(ms(0));
 
-        let first = pacer.reserve(ms(0));
-        let second = pacer.reserve(ms(0));
+        let first = pacer.reserve(ms(0), None).expect("no stop");
+        let second = pacer.reserve(ms(0), None).expect("no stop");
 
         assert_eq!(second - first, ms(2), "500/s");
+    }
+
+    #[test]
+    fn a_slot_at_or_after_the_stop_is_refused_and_not_booked() {
+        let mut pacer = Pacer::new(10);
+        // 100 ms apart: after the 50 ms burst, the 2nd post starts at 100 ms.
+        assert_eq!(pacer.reserve(ms(0), Some(ms(150))), Some(ms(0)));
+        assert_eq!(pacer.reserve(ms(0), Some(ms(150))), Some(ms(100)));
+
+        let refused: Vec<_> = (0..1_000)
+            .map(|_| pacer.reserve(ms(0), Some(ms(150))))
+            .collect();
+
+        assert!(refused.iter().all(Option::is_none));
+        assert_eq!(
+            pacer.reserve(ms(0), None),
+            Some(ms(200)),
+            "the refusals booked nothing"
+        );
+    }
+
+    #[test]
+    fn the_schedule_never_runs_more_than_five_seconds_ahead_of_now() {
+        let mut pacer = Pacer::new(100);
+        // 100,000 bookings at 10 ms apart: 1,000 seconds of schedule, all abandoned.
+        for _ in 0..100_000 {
+            pacer.reserve(ms(0), None);
+        }
+
+        let start = pacer.reserve(ms(1_000), None).expect("no stop");
+
+        // Bookings stopped 5 s (plus the slot) ahead of the time they were made at.
+        assert_eq!(start, ms(5_010));
+    }
+
+    #[test]
+    fn a_slot_longer_than_the_horizon_still_spaces_posts_one_slot_apart() {
+        // 1 post a second at the floor of 2% is one every 50 s.
+        let mut pacer = Pacer::new(1);
+        for step in 0..10 {
+            pacer.throttled(ms(1_000 * step));
+        }
+
+        let first = pacer.reserve(ms(0), None).expect("no stop");
+        let second = pacer.reserve(ms(0), None).expect("no stop");
+
+        assert_eq!((first, second), (ms(0), ms(50_000)));
     }
 }

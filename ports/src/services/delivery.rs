@@ -13,8 +13,10 @@
 //!    segments and, once more connections than the threshold were read, the segments left
 //!    are enqueued as segment requests for other pusher instances.
 //! 4. **Continuations.** What the push left (see [`wspush_domain::continuation`]) is
-//!    enqueued as narrowed requests. Connections that still failed after their retries go to
-//!    the next generation, up to the bound; past it, the request fails.
+//!    enqueued as narrowed requests. Connections that still failed after their retries, or
+//!    whose retry the stop point cut off, go to the next generation, up to the bound; past
+//!    it, the request fails. A run that settled no connection before its stop point fails
+//!    instead of handing the same work on again.
 //! 5. The request is recorded completed when it was pushed or handed on in full, and its
 //!    claim is released when it failed, so that its retry may start at once.
 
@@ -214,7 +216,8 @@ where
         } else if let Some((publisher, config)) = &self.continuations {
             if report.stopped == Some(Stop::Deadline) && !run.progressed {
                 Err(
-                    "the stop point before the deadline came before any progress; \
+                    "the stop point before the deadline came before any progress \
+                     (no connection was delivered, pruned, failed or skipped); \
                      raise the function's timeout or lower the deadline margin"
                         .to_owned(),
                 )

@@ -156,7 +156,8 @@ pub struct PushReport {
     pub aborted: Option<String>,
     /// Why the push stopped before finishing its audience on purpose, if it did.
     pub stopped: Option<Stop>,
-    /// Connections read and admitted but not posted to because of the stop.
+    /// Connections read and admitted but not delivered because of the stop: never posted
+    /// to, or answered 429 or 5xx with their retry falling after the stop point.
     pub unsent: usize,
     /// Audience sources (users, topics, segments) not read to their end because of the stop.
     pub unread_sources: usize,
@@ -191,7 +192,7 @@ impl PushReport {
             Outcome::Gone { pruned: false } => self.prune_errors += 1,
             Outcome::Failed(failure) => self.failed.push(failure),
             Outcome::NotAttempted => self.not_attempted += 1,
-            Outcome::Unsent(_) => self.unsent += 1,
+            Outcome::Unsent(_) | Outcome::RetryLater(_) => self.unsent += 1,
         }
     }
 }
@@ -224,6 +225,9 @@ enum Outcome {
     NotAttempted,
     /// Not posted to because the push reached its stop point.
     Unsent(ConnectionId),
+    /// Answered 429 or 5xx, and the retry would come after the stop point: carried on as a
+    /// failure is (at the next generation), since it was tried.
+    RetryLater(ConnectionId),
 }
 
 /// How one run of a push may stop early.
@@ -241,8 +245,9 @@ pub(crate) struct Plan {
 pub(crate) struct Run {
     pub report: PushReport,
     pub leftover: Leftover,
-    /// Whether any page was read or any post answered: a run that stops with no progress
-    /// must not be continued as is, or it would be continued for ever.
+    /// Whether any connection was settled (delivered, pruned, failed, or skipped by the
+    /// targeting) or a page was read that handed nothing on: a run that leaves everything it
+    /// touched for later must not be continued as is, or it could be continued for ever.
     pub progressed: bool,
 }
 
@@ -399,16 +404,18 @@ where
             .map(|connection| self.deliver_one(connection, payload.clone(), &halt, plan.stop_at))
             .buffer_unordered(self.config.max_in_flight)
             .fold(
-                (PushReport::default(), Vec::new()),
-                |(mut sent, mut unsent), attempt| {
-                    if let Outcome::Unsent(id) = &attempt.outcome {
-                        unsent.push(id.clone());
+                (PushReport::default(), Vec::new(), Vec::new()),
+                |(mut sent, mut unsent, mut retry_later), attempt| {
+                    match &attempt.outcome {
+                        Outcome::Unsent(id) => unsent.push(id.clone()),
+                        Outcome::RetryLater(id) => retry_later.push(id.clone()),
+                        _ => {}
                     }
                     sent.record(attempt);
-                    futures::future::ready((sent, unsent))
+                    futures::future::ready((sent, unsent, retry_later))
                 },
             );
-        let ((reads, pages_read), (sent, unsent)) = tokio::join!(read, send);
+        let ((reads, pages_passed), (sent, unsent, retry_later)) = tokio::join!(read, send);
 
         report.delivered = sent.delivered;
         report.pruned = sent.pruned;
@@ -421,6 +428,7 @@ where
         report.aborted = halt.reason();
         let mut leftover = Leftover {
             unsent,
+            retry_later,
             failed: report
                 .failed
                 .iter()
@@ -443,13 +451,25 @@ where
             }
         }
         report.unread_sources = leftover.sources.len();
-        let at_stop = plan.stop_at.is_some_and(|stop| Instant::now() >= stop);
-        if report.stopped.is_none() && at_stop && (report.unsent > 0 || report.unread_sources > 0) {
+        // Only the stop point leaves connections unsent, or sources unread without a halt or
+        // a scatter (even when the run ends before it: a slot or a retry that would fall
+        // after it is not waited for).
+        let left_for_the_stop = report.unsent > 0 || report.unread_sources > 0;
+        if report.stopped.is_none()
+            && report.aborted.is_none()
+            && plan.stop_at.is_some()
+            && left_for_the_stop
+        {
             report.stopped = Some(Stop::Deadline);
         }
         report.elapsed = started.elapsed();
-        let progressed = pages_read > 0
-            || report.delivered + report.pruned + report.prune_errors + report.failed.len() > 0;
+        let settled = report.delivered
+            + report.pruned
+            + report.prune_errors
+            + report.failed.len()
+            + report.excluded
+            + report.duplicates;
+        let progressed = settled > 0 || pages_passed > 0;
         Run {
             report,
             leftover,
@@ -458,8 +478,10 @@ where
     }
 
     /// Reads the audience page by page, applies the targeting, and hands admitted
-    /// connections to the senders. Returns how far each source was read, and how many
-    /// pages were read.
+    /// connections to the senders. Returns how far each source was read, and how many pages
+    /// were read that handed no connection on (all skipped, or empty: DynamoDB's pages may
+    /// be, once expired items are filtered out), which moved a cursor past connections that
+    /// need nothing more.
     ///
     /// Each source has at most one page read at a time and `read_concurrency` sources are
     /// read at once. A source's cursor only moves past a page once that page's connections
@@ -508,7 +530,7 @@ where
         let mut in_flight = FuturesUnordered::new();
         let mut next_source = 0;
         let mut connections_read = 0usize;
-        let mut pages_read = 0usize;
+        let mut pages_passed = 0usize;
         loop {
             while may_read(scattered)
                 && in_flight.len() < self.config.read_concurrency
@@ -536,7 +558,6 @@ where
                     continue;
                 }
             };
-            pages_read += 1;
             connections_read += page.connections.len();
             reads[index].cursor = page.next;
             if let Some(above) = plan.scatter_above
@@ -573,11 +594,13 @@ where
                     }
                 })
                 .collect();
-            if !admitted.is_empty() && pages_tx.send(admitted).await.is_err() {
+            if admitted.is_empty() {
+                pages_passed += 1;
+            } else if pages_tx.send(admitted).await.is_err() {
                 break;
             }
         }
-        (reads, pages_read)
+        (reads, pages_passed)
     }
 
     /// Posts to one connection, retrying what may succeed later, unless the stop point has
@@ -636,8 +659,10 @@ where
                     let delay = policy.delay(attempt.retries, fastrand::f64());
                     if policy.allows_retry(attempts, started.elapsed(), delay) {
                         if past_stop(delay) {
-                            // The retry would come after the stop point: a continuation gets it.
-                            attempt.outcome = Outcome::Unsent(id.clone());
+                            // The retry would come after the stop point: a continuation
+                            // gets it, a generation later, so that a connection that keeps
+                            // answering this way is tried a bounded number of times.
+                            attempt.outcome = Outcome::RetryLater(id.clone());
                             return attempt;
                         }
                         tracing::debug!(connection = %id, ?delay, %error, "retrying post");
@@ -681,13 +706,14 @@ where
             return true;
         };
         let now = self.epoch.elapsed();
-        let start = pacer
+        let stop = stop_at.map(|stop| stop.saturating_duration_since(self.epoch));
+        let Some(start) = pacer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .reserve(now);
-        if stop_at.is_some_and(|stop| self.epoch + start >= stop) {
+            .reserve(now, stop)
+        else {
             return false;
-        }
+        };
         // Most posts may start at once: no timer for them.
         if start > now {
             tokio::time::sleep_until(self.epoch + start).await;

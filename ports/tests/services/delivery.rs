@@ -3,6 +3,7 @@
 //! gateway double that tallies every post, and a queue double that keeps what is enqueued.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +20,14 @@ use wspush_ports::{
 
 use crate::helpers::*;
 
-/// Answers every post after `latency`; connections in `failing` always answer 500.
+/// Answers every post after `latency`; connections in `failing` always answer 500, and
+/// those in `failing_after_delivery` answer 500 after the client got the message (API
+/// Gateway can do both). While `throttling` is set, every post answers 429.
 struct TallyGateway {
     latency: Duration,
     failing: HashSet<String>,
+    failing_after_delivery: HashSet<String>,
+    throttling: AtomicBool,
     received: Mutex<BTreeMap<String, usize>>,
 }
 
@@ -31,6 +36,8 @@ impl TallyGateway {
         Self {
             latency,
             failing: HashSet::new(),
+            failing_after_delivery: HashSet::new(),
+            throttling: AtomicBool::new(false),
             received: Mutex::new(BTreeMap::new()),
         }
     }
@@ -38,6 +45,15 @@ impl TallyGateway {
     fn failing(mut self, ids: &[&str]) -> Self {
         self.failing = ids.iter().map(|id| (*id).to_owned()).collect();
         self
+    }
+
+    fn failing_after_delivery(mut self, ids: &[&str]) -> Self {
+        self.failing_after_delivery = ids.iter().map(|id| (*id).to_owned()).collect();
+        self
+    }
+
+    fn throttle(&self, on: bool) {
+        self.throttling.store(on, Ordering::SeqCst);
     }
 
     fn received(&self) -> BTreeMap<String, usize> {
@@ -57,6 +73,9 @@ impl ConnectionGateway for TallyGateway {
         _: Bytes,
     ) -> Result<(), GatewayError> {
         tokio::time::sleep(self.latency).await;
+        if self.throttling.load(Ordering::SeqCst) {
+            return Err(GatewayError::Throttled);
+        }
         if self.failing.contains(connection.as_str()) {
             return Err(GatewayError::Unavailable("injected 500".into()));
         }
@@ -66,6 +85,11 @@ impl ConnectionGateway for TallyGateway {
             .expect("lock")
             .entry(connection.to_string())
             .or_default() += 1;
+        if self.failing_after_delivery.contains(connection.as_str()) {
+            return Err(GatewayError::Unavailable(
+                "injected 500 after delivery".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -605,4 +629,151 @@ async fn at_the_stop_point_no_post_waits_for_a_rate_slot() {
         .map(|c| c.connections().len())
         .sum();
     assert_eq!(gateway.posts() + carried, 100);
+}
+
+/// A service over `gateway` and `store` with the default push settings (8,000 posts a
+/// second, 256 in flight, pages of 500) but for `max_posts_per_second`, continuations to
+/// `queue`.
+fn default_service(
+    store: &Arc<MemoryStore>,
+    gateway: &Arc<TallyGateway>,
+    queue: &Arc<Queue>,
+    max_posts_per_second: Option<u32>,
+) -> PushService<MemoryStore, TallyGateway> {
+    let config = wspush_ports::PushConfig {
+        max_posts_per_second,
+        ..wspush_ports::PushConfig::default()
+    };
+    PushService::new(Arc::clone(store), Arc::clone(gateway), clock(), config)
+        .expect("valid")
+        .with_continuations(
+            Arc::clone(queue) as Arc<dyn NotificationPublisher>,
+            continuations(None, 3),
+        )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttle_storm_that_reaches_the_stop_point_leaves_the_next_push_its_full_rate() {
+    let store = store_of(20_050, 1_000, 5).await;
+    let gateway = Arc::new(TallyGateway::new(Duration::from_millis(1)));
+    let queue = Arc::new(Queue::default());
+    let service = default_service(&store, &gateway, &queue, Some(8_000));
+    gateway.throttle(true);
+
+    let stormed = service
+        .deliver(
+            &request(r#"{"data":1}"#),
+            &with_deadline(MARGIN + Duration::from_secs(2), "m-storm"),
+        )
+        .await;
+    gateway.throttle(false);
+    let ids: Vec<String> = (20_000..20_050).map(|i| format!("\"c{i:05}\"")).collect();
+    let next = service
+        .deliver(
+            &request(&format!(
+                r#"{{"connections":[{}],"data":2}}"#,
+                ids.join(",")
+            )),
+            &with_deadline(MARGIN + Duration::from_secs(20), "m-next"),
+        )
+        .await;
+
+    let Delivery::Continued(storm) = &stormed else {
+        panic!("the storm reaches its stop point and is continued: {stormed:?}");
+    };
+    assert_eq!(storm.stopped, Some(Stop::Deadline));
+    assert!(storm.throttled > 0 && storm.unsent > 0, "{storm:?}");
+    eprintln!(
+        "storm: delivered {}, throttled {}, unsent {}",
+        storm.delivered, storm.throttled, storm.unsent
+    );
+    let Delivery::Complete(report) = &next else {
+        panic!("the next push on a healthy gateway completes: {next:?}");
+    };
+    assert_eq!(report.delivered, 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_ten_posts_a_second_each_continuation_posts_what_its_window_allows() {
+    let store = store_of(100, 1, 3).await;
+    let gateway = Arc::new(TallyGateway::new(Duration::from_millis(1)));
+    let queue = Arc::new(Queue::default());
+    let service = default_service(&store, &gateway, &queue, Some(10));
+    let window = MARGIN + Duration::from_secs(5);
+
+    let mut outcomes = vec![
+        service
+            .deliver(
+                &request(r#"{"users":["u0"],"data":1}"#),
+                &with_deadline(window, "m-1"),
+            )
+            .await,
+    ];
+    let mut posted = vec![gateway.posts()];
+    while let Some(continuation) = queue.pop() {
+        assert!(
+            outcomes.len() < 10,
+            "ten hops for 100 posts at 10/s: {posted:?}"
+        );
+        let id = format!("q-{}", outcomes.len());
+        outcomes.push(
+            service
+                .deliver(&continuation, &with_deadline(window, &id))
+                .await,
+        );
+        posted.push(gateway.posts());
+    }
+
+    // About 50 posts fit in each 5-second window at 10 a second.
+    assert!(outcomes.iter().all(Delivery::succeeded), "{outcomes:?}");
+    assert!(
+        posted.windows(2).all(|hop| hop[1] > hop[0]),
+        "every hop posts: {posted:?}"
+    );
+    assert!(outcomes.len() <= 3, "{posted:?}");
+    each_exactly_once(&gateway.received(), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_answered_500_with_its_retry_after_the_stop_point_is_not_continued_for_ever() {
+    let store = store_with(&[("c0", "u"), ("c1", "u")]).await;
+    let gateway =
+        Arc::new(TallyGateway::new(Duration::from_millis(20)).failing_after_delivery(&["c0"]));
+    let queue = Arc::new(Queue::default());
+    let service = default_service(&store, &gateway, &queue, None);
+    let window = MARGIN + Duration::from_millis(15);
+
+    let mut outcomes = vec![
+        service
+            .deliver(
+                &request(r#"{"connections":["c0","c1"],"data":1}"#),
+                &with_deadline(window, "m-1"),
+            )
+            .await,
+    ];
+    let mut generations = vec![0];
+    while let Some(continuation) = queue.pop() {
+        assert!(
+            outcomes.len() < 20,
+            "the continuations never end: {generations:?}"
+        );
+        generations.push(continuation.generation());
+        let id = format!("q-{}", outcomes.len());
+        outcomes.push(
+            service
+                .deliver(&continuation, &with_deadline(window, &id))
+                .await,
+        );
+    }
+
+    let last = outcomes.last().expect("an outcome");
+    let Delivery::Failed { reason, .. } = last else {
+        panic!("the request is reported failed to its source: {last:?}");
+    };
+    assert!(reason.contains("before any progress"), "{reason}");
+    // The first hop delivers c1; c0, tried, goes on a generation later, alone; that hop
+    // settles nothing and fails.
+    assert_eq!(generations, [0, 1]);
+    assert_eq!(gateway.received()["c0"], 2, "one post per hop");
+    assert_eq!(gateway.received()["c1"], 1);
 }
