@@ -446,7 +446,20 @@ impl ConnectionStore for DynamoDbStore {
         }
     }
 
+    /// The connection item goes first, then a consistent query finds what is left (its
+    /// subscriptions) and a batch deletes it. A subscribe racing the delete either commits
+    /// before the first step (and its items are found by the query) or fails its condition
+    /// on the connection item: no subscription outlives its connection. A delete that fails
+    /// after the first step leaves subscriptions that no subscribe can add to, which a
+    /// retry of the delete (a prune after the next 410) or the TTL removes.
     async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(connection)))
+            .send()
+            .await
+            .map_err(store_error)?;
         let keys = self.keys_of(connection).await?;
         let requests = keys
             .into_iter()

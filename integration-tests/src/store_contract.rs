@@ -54,6 +54,7 @@ macro_rules! store_contract_tests {
             saving_again_moves_the_connection_to_its_new_user,
             deleting_removes_the_connection_and_every_subscription,
             deleting_is_idempotent,
+            a_delete_racing_a_subscribe_leaves_no_subscription_behind,
             subscribing_an_unknown_connection_fails_and_writes_nothing,
             subscribing_an_expired_connection_fails,
             subscribing_twice_keeps_one_subscription,
@@ -289,6 +290,52 @@ pub async fn deleting_is_idempotent(store: Store) {
     store.delete(&id("never")).await.expect("unknown delete");
 
     assert_eq!(store.get(&id("c1"), NOW).await.expect("get"), None);
+}
+
+/// A delete and a subscribe of the same connection at the same time (a `$disconnect`, or
+/// a prune after a 410, while a subscribe message is handled): whichever order the store
+/// puts them in, no subscription outlives the connection, and a topic's audience never
+/// lists a connection that is gone. Run for 48 connections, the subscribe started 0 to 7 ms
+/// after the delete, so that some land between the delete's reads and its writes.
+pub async fn a_delete_racing_a_subscribe_leaves_no_subscription_behind(store: Store) {
+    let connections: Vec<Connection> = (0..48)
+        .map(|i| open(&format!("race{i:02}"), "ana"))
+        .collect();
+    save_all(&store, &connections).await;
+    let room = [topic("room:race")];
+
+    let races = connections.iter().enumerate().map(|(i, connection)| {
+        let store = Arc::clone(&store);
+        let room = &room;
+        async move {
+            let delete = store.delete(connection.id());
+            let subscribe = async {
+                tokio::time::sleep(std::time::Duration::from_millis((i % 8) as u64)).await;
+                store.subscribe(connection, room, NOW).await
+            };
+            let (deleted, subscribed) = tokio::join!(delete, subscribe);
+            deleted.expect("delete");
+            match subscribed {
+                Ok(()) | Err(StoreError::ConnectionNotFound(_)) => {}
+                Err(other) => panic!("subscribe failed otherwise: {other:?}"),
+            }
+        }
+    });
+    futures::future::join_all(races).await;
+
+    let mut orphans = Vec::new();
+    for connection in &connections {
+        let held = store.subscriptions(connection.id()).await.expect("subs");
+        if !held.is_empty() {
+            orphans.push(connection.id().to_string());
+        }
+    }
+    assert_eq!(orphans, Vec::<String>::new(), "subscriptions left behind");
+    assert_eq!(
+        read_all(&store, Source::Topic(topic("room:race")), 100).await,
+        Vec::<String>::new(),
+        "the topic lists connections that are gone"
+    );
 }
 
 /// No subscription can outlive (or predate) its connection.

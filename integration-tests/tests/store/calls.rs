@@ -75,7 +75,8 @@ async fn connect_is_one_put_item() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disconnect_with_k_subscriptions_is_one_query_and_a_batch_write_per_25_items() {
+async fn disconnect_with_k_subscriptions_is_a_delete_a_query_and_a_batch_write_per_25_subscriptions()
+ {
     let fixture = DynamoDbFixture::new().await;
     let small = save(&fixture, "small", "ana").await;
     let large = save(&fixture, "large", "ana").await;
@@ -101,9 +102,15 @@ async fn disconnect_with_k_subscriptions_is_one_query_and_a_batch_write_per_25_i
     service.disconnect(&id("large")).await.expect("disconnect");
     let with_30 = fixture.calls.snapshot();
 
-    // 1 + 5 items fit one batch; 1 + 30 items need two.
-    assert_eq!(with_5, calls(&[("BatchWriteItem", 1), ("Query", 1)]));
-    assert_eq!(with_30, calls(&[("BatchWriteItem", 2), ("Query", 1)]));
+    // The connection item first, then its subscriptions: 5 fit one batch, 30 need two.
+    assert_eq!(
+        with_5,
+        calls(&[("BatchWriteItem", 1), ("DeleteItem", 1), ("Query", 1)])
+    );
+    assert_eq!(
+        with_30,
+        calls(&[("BatchWriteItem", 2), ("DeleteItem", 1), ("Query", 1)])
+    );
     fixture.finish().await;
 }
 
