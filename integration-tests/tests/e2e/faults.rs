@@ -117,7 +117,9 @@ async fn under_faults_each_live_client_gets_each_record_once_or_is_reported_fail
     let event: SqsEvent =
         serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
 
-    let answer = handle_sqs(event, &pusher, None).await;
+    let answer = handle_sqs(event, &pusher, None)
+        .await
+        .expect("every failed record has a message ID");
 
     let reports = reports.0.lock().expect("lock").clone();
     assert_eq!(reports.len(), RECORDS);

@@ -40,6 +40,12 @@ pub enum PusherError {
     /// A delivery failed and must be retried by its source.
     #[error("delivery failed: {0}")]
     Failed(String),
+    /// An SQS record without a `messageId` failed: `batchItemFailures` cannot name it, so
+    /// the whole invocation fails and SQS delivers the batch again rather than delete it.
+    #[error(
+        "an SQS record without a messageId failed; failing the invocation so that SQS delivers the whole batch again"
+    )]
+    UnnamedRecord,
 }
 
 /// Top-level shape of an event: only events have `Records` (a notification request with it
@@ -76,7 +82,7 @@ where
     match first {
         Some(record) if record.sqs_source.as_deref() == Some("aws:sqs") => {
             let event: SqsEvent = serde_json::from_str(payload).map_err(PusherError::Event)?;
-            let answer = handle_sqs(event, service, deadline).await;
+            let answer = handle_sqs(event, service, deadline).await?;
             serde_json::to_value(answer).map_err(PusherError::Event)
         }
         Some(record) if record.sns_source.as_deref() == Some("aws:sns") => {
@@ -120,11 +126,13 @@ pub fn delivery_answer(delivery: &Delivery) -> Value {
 }
 
 /// Delivers every record of an SQS batch concurrently; the answer names the records to retry.
+/// A failed record that has no `messageId` (SQS always sets one) fails the whole invocation
+/// instead, since leaving it out of the answer would have SQS delete it.
 pub async fn handle_sqs<S, G>(
     event: SqsEvent,
     service: &PushService<S, G>,
     deadline: Option<Instant>,
-) -> SqsBatchResponse
+) -> Result<SqsBatchResponse, PusherError>
 where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
@@ -152,11 +160,13 @@ where
                 failure.item_identifier = id;
                 answer.batch_item_failures.push(failure);
             }
-            // Cannot name it, so fail it loudly instead: SQS never sends such a record.
-            None => tracing::error!("an SQS record without a messageId failed"),
+            None => {
+                tracing::error!("an SQS record without a messageId failed; failing the batch");
+                return Err(PusherError::UnnamedRecord);
+            }
         }
     }
-    answer
+    Ok(answer)
 }
 
 /// Whether the message's delivery succeeded (nothing to retry).

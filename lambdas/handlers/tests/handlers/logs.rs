@@ -106,7 +106,9 @@ async fn a_push_logs_neither_the_message_body_nor_values_of_a_malformed_request(
         ),
     ];
 
-    let answer = handle_sqs(event, &service, None).await;
+    let answer = handle_sqs(event, &service, None)
+        .await
+        .expect("every failed record has a message ID");
 
     assert_eq!(sent.lock().expect("lock").len(), 1);
     assert_eq!(answer.batch_item_failures.len(), 1);

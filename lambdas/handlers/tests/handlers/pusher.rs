@@ -81,7 +81,9 @@ async fn an_sqs_record_whose_push_is_incomplete_is_reported_failed() {
     .expect("config");
     let event = serde_json::from_str(SQS_BATCH).expect("SQS event");
 
-    let answer = handle_sqs(event, &service, None).await;
+    let answer = handle_sqs(event, &service, None)
+        .await
+        .expect("every failed record has a message ID");
 
     let failed = failed_ids(&answer);
     assert_eq!(failed.len(), 3, "{failed:?}");
@@ -95,9 +97,28 @@ async fn an_sqs_record_without_a_body_is_reported_failed() {
     event.records.truncate(1);
     event.records[0].body = None;
 
-    let answer = handle_sqs(event, &service, None).await;
+    let answer = handle_sqs(event, &service, None)
+        .await
+        .expect("every failed record has a message ID");
 
     assert_eq!(answer.batch_item_failures.len(), 1);
+    assert!(sent.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_sqs_record_without_a_message_id_fails_the_whole_invocation() {
+    let (service, sent) = pusher(store_for_fixtures().await);
+    let mut event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(SQS_BATCH).expect("SQS event");
+    event.records.truncate(1);
+    event.records[0].body = Some(r#"{"user":["u-1"],"data":1}"#.to_owned());
+    event.records[0].message_id = None;
+
+    let result = handle_sqs(event, &service, None).await;
+
+    let error = result.expect_err("the record cannot be named, so the batch fails");
+    assert!(matches!(error, wspush_handlers::PusherError::UnnamedRecord));
+    assert!(error.to_string().contains("without a messageId"), "{error}");
     assert!(sent.lock().expect("lock").is_empty());
 }
 
@@ -224,7 +245,9 @@ async fn an_sqs_record_that_another_delivery_is_pushing_is_reported_failed_for_l
     .await
     .expect("claim");
 
-    let answer = handle_sqs(event, &service, None).await;
+    let answer = handle_sqs(event, &service, None)
+        .await
+        .expect("every failed record has a message ID");
 
     let failed = failed_ids(&answer);
     assert!(failed.contains(&busy.as_str()), "{failed:?}");
