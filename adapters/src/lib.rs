@@ -2,10 +2,17 @@
 //!
 //! What belongs here: one module per technology, each implementing a port from
 //! `wspush-ports` and translating its technology's errors into the port's error types at the
-//! seam, keeping the cause. Today: [`DynamoDbStore`] (the production store), [`MemoryStore`]
-//! (a real, thread-safe store with expiry, the local gateway's default) and the clocks
-//! [`SystemClock`] and [`ManualClock`]. [`aws`] builds the one HTTPS client every AWS SDK
-//! client shares.
+//! seam, keeping the cause. Today:
+//!
+//! | port | adapters |
+//! |---|---|
+//! | `ConnectionStore`, `RequestLedger` | [`DynamoDbStore`] (the production store, [`dynamodb`]), [`MemoryStore`] (a real, thread-safe store with expiry, the local gateway's default) |
+//! | `ConnectionGateway` | [`ApiGatewayGateway`] (the API Gateway Management API, `@connections`) |
+//! | `NotificationPublisher` | [`SqsPublisher`], [`SnsPublisher`] (with [`publish`], what they share) |
+//! | `PushObserver` | [`EmfMetrics`] (CloudWatch Embedded Metric Format lines) |
+//! | `Clock` | [`SystemClock`], [`ManualClock`] |
+//!
+//! [`aws`] builds the one HTTPS client every AWS SDK client shares.
 //!
 //! What must not: business rules (targeting, policies, retries live in `domain` and in the
 //! services of `ports`).

@@ -1,0 +1,326 @@
+//! The [`ConnectionStore`] port: connection and subscription writes, and audience reads.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+};
+use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp};
+use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
+
+use super::DynamoDbStore;
+use super::batch::BATCH_GET_MAX;
+use super::cursor::{decode_cursor, encode_cursor};
+use super::errors::{build_error, connection_check_failed, cursor_error, store_error};
+use super::items::*;
+
+/// `TransactWriteItems` takes at most 100 actions; one is the connection check.
+const TRANSACT_PUTS_MAX: usize = 99;
+
+impl DynamoDbStore {
+    async fn query_index(
+        &self,
+        index: &str,
+        key: &str,
+        value: &str,
+        cursor: Option<Cursor>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Page, StoreError> {
+        let resumed = cursor.is_some();
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#key = :key")
+            .filter_expression("#expires > :now")
+            .expression_attribute_names("#key", key)
+            .expression_attribute_names("#expires", EXPIRES_AT_MS)
+            .expression_attribute_values(":key", AttributeValue::S(value.to_owned()))
+            .expression_attribute_values(":now", number(now.unix_millis()))
+            .limit(page_limit(limit))
+            .set_exclusive_start_key(decode_cursor(cursor)?)
+            .send()
+            .await
+            .map_err(|error| cursor_error(resumed, error))?;
+        let user_attribute = if index == BY_USER { OWNER } else { MEMBER };
+        Ok(Page {
+            connections: output
+                .items()
+                .iter()
+                .map(|item| connection_from(item, user_attribute))
+                .collect::<Result<_, _>>()?,
+            next: encode_cursor(output.last_evaluated_key())?,
+        })
+    }
+
+    async fn scan_segment(
+        &self,
+        segment: wspush_domain::Segment,
+        cursor: Option<Cursor>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Page, StoreError> {
+        let resumed = cursor.is_some();
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .index_name(BY_USER)
+            .segment(i32::try_from(segment.index()).unwrap_or(i32::MAX))
+            .total_segments(i32::try_from(segment.total()).unwrap_or(i32::MAX))
+            .filter_expression("#expires > :now")
+            .expression_attribute_names("#expires", EXPIRES_AT_MS)
+            .expression_attribute_values(":now", number(now.unix_millis()))
+            .limit(page_limit(limit))
+            .set_exclusive_start_key(decode_cursor(cursor)?)
+            .send()
+            .await
+            .map_err(|error| cursor_error(resumed, error))?;
+        Ok(Page {
+            connections: output
+                .items()
+                .iter()
+                .map(|item| connection_from(item, OWNER))
+                .collect::<Result<_, _>>()?,
+            next: encode_cursor(output.last_evaluated_key())?,
+        })
+    }
+
+    async fn explicit_connections(
+        &self,
+        ids: &[ConnectionId],
+        cursor: Option<Cursor>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Page, StoreError> {
+        let start = Cursor::offset_of(cursor.as_ref())?;
+        let end = start
+            .saturating_add(limit.clamp(1, BATCH_GET_MAX))
+            .min(ids.len());
+        let unique: HashSet<&ConnectionId> =
+            ids.get(start..end).unwrap_or_default().iter().collect();
+        let keys = unique.into_iter().map(connection_key).collect();
+        let connections = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(|item| connection_from(item, OWNER))
+            .filter(|result| result.as_ref().map_or(true, |c| c.is_live_at(now)))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            connections,
+            next: (end < ids.len()).then(|| Cursor::at_offset(end)),
+        })
+    }
+
+    /// The keys of every item of a connection: its own and its subscriptions'.
+    async fn keys_of(&self, connection: &ConnectionId) -> Result<Vec<Item>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", AttributeValue::S(pk_of(connection)))
+                .projection_expression("#pk, #sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            keys.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoDbStore {
+    async fn save(&self, connection: &Connection) -> Result<(), StoreError> {
+        let mut item = connection_key(connection.id());
+        item.insert(
+            OWNER.into(),
+            AttributeValue::S(connection.user().to_string()),
+        );
+        add_lifetime(&mut item, connection);
+        if let Some(grants) = connection.grants() {
+            let list = grants.to_strings().into_iter().map(AttributeValue::S);
+            item.insert(GRANTS.into(), AttributeValue::L(list.collect()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(connection)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        match output.item() {
+            Some(item) => {
+                let found = connection_from(item, OWNER)?.with_grants(grants_from(item)?);
+                Ok(found.is_live_at(now).then_some(found))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The connection item goes first, then a consistent query finds what is left (its
+    /// subscriptions) and a batch deletes it. A subscribe racing the delete either commits
+    /// before the first step (and its items are found by the query) or fails its condition
+    /// on the connection item: no subscription outlives its connection. A delete that fails
+    /// after the first step leaves subscriptions that no subscribe can add to, which a
+    /// retry of the delete (a prune after the next 410) or the TTL removes.
+    async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(connection)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let keys = self.keys_of(connection).await?;
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn subscribe(
+        &self,
+        connection: &Connection,
+        topics: &[ExternalId],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let unique: Vec<&ExternalId> = {
+            let mut seen = HashSet::new();
+            topics.iter().filter(|topic| seen.insert(*topic)).collect()
+        };
+        for chunk in unique.chunks(TRANSACT_PUTS_MAX) {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(connection_key(connection.id())))
+                .condition_expression("attribute_exists(#pk) AND #expires > :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#expires", EXPIRES_AT_MS)
+                .expression_attribute_values(":now", number(now.unix_millis()))
+                .build()
+                .map_err(build_error)?;
+            let mut actions = vec![TransactWriteItem::builder().condition_check(check).build()];
+            for topic in chunk {
+                let mut item = subscription_key(connection.id(), topic);
+                item.insert(TOPIC.into(), AttributeValue::S(topic.to_string()));
+                item.insert(
+                    MEMBER.into(),
+                    AttributeValue::S(connection.user().to_string()),
+                );
+                add_lifetime(&mut item, connection);
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(build_error)?;
+                actions.push(TransactWriteItem::builder().put(put).build());
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await;
+            if let Err(error) = result {
+                if connection_check_failed(&error) {
+                    return Err(StoreError::ConnectionNotFound(connection.id().clone()));
+                }
+                return Err(store_error(error));
+            }
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        connection: &ConnectionId,
+        topics: &[ExternalId],
+    ) -> Result<(), StoreError> {
+        let unique: HashSet<&ExternalId> = topics.iter().collect();
+        let requests = unique
+            .into_iter()
+            .map(|topic| {
+                DeleteRequest::builder()
+                    .set_key(Some(subscription_key(connection, topic)))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn subscriptions(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<ExternalId>, StoreError> {
+        let mut topics = Vec::new();
+        for key in self.keys_of(connection).await? {
+            let sort = string(&key, SK)?;
+            if let Some(topic) = sort.strip_prefix(TOPIC_PREFIX) {
+                topics.push(ExternalId::parse(topic).map_err(|error| corrupt(&key, error))?);
+            }
+        }
+        Ok(topics)
+    }
+
+    async fn page(
+        &self,
+        source: &Source,
+        cursor: Option<Cursor>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Page, StoreError> {
+        match source {
+            Source::User(user) => {
+                self.query_index(BY_USER, OWNER, user.as_str(), cursor, limit, now)
+                    .await
+            }
+            Source::Topic(topic) => {
+                self.query_index(BY_TOPIC, TOPIC, topic.as_str(), cursor, limit, now)
+                    .await
+            }
+            Source::Connections(ids) => self.explicit_connections(ids, cursor, limit, now).await,
+            Source::All(segment) => self.scan_segment(*segment, cursor, limit, now).await,
+        }
+    }
+}
