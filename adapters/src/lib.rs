@@ -29,7 +29,7 @@ pub mod sqs;
 
 pub use apigateway::{ApiGatewayConfig, ApiGatewayGateway};
 pub use clock::{ManualClock, SystemClock};
-pub use dynamodb::{DynamoDbConfig, DynamoDbStore};
+pub use dynamodb::DynamoDbStore;
 pub use emf::EmfMetrics;
 pub use memory::MemoryStore;
 pub use sns::SnsPublisher;

@@ -17,9 +17,6 @@ pub struct SnsPublisher {
 }
 
 impl SnsPublisher {
-    /// The variable that holds the topic ARN.
-    pub const TOPIC_ARN_VAR: &'static str = "WSPUSH_TOPIC_ARN";
-
     /// A publisher to `topic_arn`; the endpoint follows the SDK configuration
     /// (`AWS_ENDPOINT_URL_SNS`).
     pub fn new(sdk: &SdkConfig, topic_arn: impl Into<String>) -> Self {

@@ -17,9 +17,6 @@ pub struct SqsPublisher {
 }
 
 impl SqsPublisher {
-    /// The variable that holds the queue URL.
-    pub const QUEUE_URL_VAR: &'static str = "WSPUSH_QUEUE_URL";
-
     /// A publisher to `queue_url`; the endpoint follows the SDK configuration
     /// (`AWS_ENDPOINT_URL_SQS`).
     pub fn new(sdk: &SdkConfig, queue_url: impl Into<String>) -> Self {

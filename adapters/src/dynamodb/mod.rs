@@ -68,31 +68,6 @@ use aws_sdk_dynamodb::Client;
 
 pub use items::{BY_TOPIC, BY_USER, TTL};
 
-/// Where the DynamoDB store keeps its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DynamoDbConfig {
-    /// The table's name.
-    pub table: String,
-}
-
-impl DynamoDbConfig {
-    /// The environment variable that names the table.
-    pub const TABLE_VAR: &'static str = "WSPUSH_TABLE";
-
-    /// Reads [`Self::TABLE_VAR`]. The endpoint comes from the SDK's own configuration
-    /// (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`).
-    pub fn from_env() -> anyhow::Result<Self> {
-        let table = std::env::var(Self::TABLE_VAR)
-            .map_err(|_| anyhow::anyhow!("environment variable {} is not set", Self::TABLE_VAR))?;
-        anyhow::ensure!(
-            !table.trim().is_empty(),
-            "environment variable {} is empty",
-            Self::TABLE_VAR
-        );
-        Ok(Self { table })
-    }
-}
-
 /// A [`ConnectionStore`](wspush_ports::ConnectionStore) on one DynamoDB table (see the module docs for its design).
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
