@@ -23,12 +23,6 @@ const CUT_COOLDOWN: Duration = Duration::from_millis(100);
 const SUCCESSES_TO_RECOVER: f64 = 2_000.0;
 /// Posts may start this far ahead of the steady schedule (a burst after an idle spell).
 const BURST: Duration = Duration::from_millis(50);
-/// The schedule never runs further ahead of now than this (or one slot, if longer). Only
-/// posts that wait for their slot book one, so a longer line means bookings that will never
-/// post (a push dropped while its posts waited): forgetting them keeps one abandoned push
-/// from starving every later push of the instance. At the default floor (160 posts a second)
-/// it is 800 waiting posts, three pushes' worth of posts in flight.
-const MAX_AHEAD: Duration = Duration::from_secs(5);
 
 /// Spaces post starts at the current rate; see the module documentation.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +32,8 @@ pub struct Pacer {
     /// When the next post may start on the steady schedule.
     next: Duration,
     last_cut: Option<Duration>,
+    /// Posts booked for a later start that have not started (nor given up) yet.
+    waiting: usize,
 }
 
 impl Pacer {
@@ -49,6 +45,7 @@ impl Pacer {
             rate: ceiling,
             next: Duration::ZERO,
             last_cut: None,
+            waiting: 0,
         }
     }
 
@@ -61,16 +58,33 @@ impl Pacer {
     /// or later); or books nothing and returns `None` when that start would be at or after
     /// `stop`. A refused slot is never booked: the post does not happen, and a booking for
     /// it would push every later post of every push further out.
+    ///
+    /// A start later than `now` makes the caller a waiter, who MUST call
+    /// [`stopped_waiting`](Self::stopped_waiting) once, when its slot comes or when it gives
+    /// up. With nobody waiting, every booking after `now` but the last post's own spacing was
+    /// abandoned (a push dropped while its posts waited), so the schedule is brought back to
+    /// within one slot of `now`: an abandoned push never starves the later pushes of the
+    /// instance, and posts still waiting are never bunched together.
     pub fn reserve(&mut self, now: Duration, stop: Option<Duration>) -> Option<Duration> {
         let slot = Duration::from_secs_f64(1.0 / self.rate);
-        let horizon = now + MAX_AHEAD.max(slot);
-        let start = self.next.min(horizon).max(now.saturating_sub(BURST));
+        if self.waiting == 0 {
+            self.next = self.next.min(now + slot);
+        }
+        let start = self.next.max(now.saturating_sub(BURST));
         let begins = start.max(now);
         if stop.is_some_and(|stop| begins >= stop) {
             return None;
         }
         self.next = start + slot;
+        if begins > now {
+            self.waiting += 1;
+        }
         Some(begins)
+    }
+
+    /// A post that [`reserve`](Self::reserve) gave a later start has started, or given up.
+    pub fn stopped_waiting(&mut self) {
+        self.waiting = self.waiting.saturating_sub(1);
     }
 
     /// The gateway answered 429 at `now`: halve the rate, at most once per cooldown.
@@ -196,21 +210,40 @@ mod tests {
     }
 
     #[test]
-    fn the_schedule_never_runs_more_than_five_seconds_ahead_of_now() {
-        let mut pacer = Pacer::new(100);
-        // 100,000 bookings at 10 ms apart: 1,000 seconds of schedule, all abandoned.
-        for _ in 0..100_000 {
-            pacer.reserve(ms(0), None);
-        }
+    fn posts_waiting_for_their_slots_are_spaced_however_long_the_line() {
+        let mut pacer = Pacer::new(10);
 
-        let start = pacer.reserve(ms(1_000), None).expect("no stop");
+        let starts: Vec<Duration> = (0..256)
+            .map(|_| pacer.reserve(ms(0), None).expect("no stop"))
+            .collect();
 
-        // Bookings stopped 5 s (plus the slot) ahead of the time they were made at.
-        assert_eq!(start, ms(5_010));
+        // 100 ms apart, the first at once: the 256th 25.5 s out, none bunched.
+        assert!(starts.windows(2).all(|pair| pair[1] - pair[0] == ms(100)));
+        assert_eq!(starts[255], ms(25_500));
     }
 
     #[test]
-    fn a_slot_longer_than_the_horizon_still_spaces_posts_one_slot_apart() {
+    fn bookings_abandoned_by_their_waiters_are_forgotten_once_nobody_waits() {
+        let mut pacer = Pacer::new(100);
+        // 100,000 waiters 10 ms apart: 1,000 s of schedule, then all of them dropped.
+        for _ in 0..100_000 {
+            pacer.reserve(ms(0), None);
+        }
+        let still_held = pacer.reserve(ms(1_000), None).expect("no stop");
+        pacer.stopped_waiting();
+        for _ in 0..100_000 {
+            pacer.stopped_waiting();
+        }
+
+        let start = pacer.reserve(ms(2_000), None).expect("no stop");
+
+        assert_eq!(still_held, ms(1_000_000), "live waiters keep their place");
+        // Nobody waits: the schedule is back within one slot (10 ms) of now.
+        assert_eq!(start, ms(2_010));
+    }
+
+    #[test]
+    fn a_slot_of_fifty_seconds_at_the_floor_spaces_posts_fifty_seconds_apart() {
         // 1 post a second at the floor of 2% is one every 50 s.
         let mut pacer = Pacer::new(1);
         for step in 0..10 {

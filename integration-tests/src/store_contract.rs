@@ -295,8 +295,9 @@ pub async fn deleting_is_idempotent(store: Store) {
 /// A delete and a subscribe of the same connection at the same time (a `$disconnect`, or
 /// a prune after a 410, while a subscribe message is handled): whichever order the store
 /// puts them in, no subscription outlives the connection, and a topic's audience never
-/// lists a connection that is gone. Run for 48 connections, the subscribe started 0 to 7 ms
-/// after the delete, so that some land between the delete's reads and its writes.
+/// lists a connection that is gone. Run for 48 connections, the subscribe started from 3 ms
+/// before the delete to 4 ms after it, so that some land between the delete's reads and its
+/// writes; both orders must occur (some subscribes succeed, some find the connection gone).
 pub async fn a_delete_racing_a_subscribe_leaves_no_subscription_behind(store: Store) {
     let connections: Vec<Connection> = (0..48)
         .map(|i| open(&format!("race{i:02}"), "ana"))
@@ -308,20 +309,27 @@ pub async fn a_delete_racing_a_subscribe_leaves_no_subscription_behind(store: St
         let store = Arc::clone(&store);
         let room = &room;
         async move {
-            let delete = store.delete(connection.id());
+            // From -3 to +4 ms: the subscribe's head start over the delete.
+            let offset = (i % 8) as i64 - 3;
+            let after = |ms: i64| std::time::Duration::from_millis(ms.max(0) as u64);
+            let delete = async {
+                tokio::time::sleep(after(-offset)).await;
+                store.delete(connection.id()).await
+            };
             let subscribe = async {
-                tokio::time::sleep(std::time::Duration::from_millis((i % 8) as u64)).await;
+                tokio::time::sleep(after(offset)).await;
                 store.subscribe(connection, room, NOW).await
             };
             let (deleted, subscribed) = tokio::join!(delete, subscribe);
             deleted.expect("delete");
             match subscribed {
-                Ok(()) | Err(StoreError::ConnectionNotFound(_)) => {}
+                Ok(()) => true,
+                Err(StoreError::ConnectionNotFound(_)) => false,
                 Err(other) => panic!("subscribe failed otherwise: {other:?}"),
             }
         }
     });
-    futures::future::join_all(races).await;
+    let subscribed = futures::future::join_all(races).await;
 
     let mut orphans = Vec::new();
     for connection in &connections {
@@ -335,6 +343,12 @@ pub async fn a_delete_racing_a_subscribe_leaves_no_subscription_behind(store: St
         read_all(&store, Source::Topic(topic("room:race")), 100).await,
         Vec::<String>::new(),
         "the topic lists connections that are gone"
+    );
+    let succeeded = subscribed.iter().filter(|ok| **ok).count();
+    assert!(
+        succeeded > 0 && succeeded < subscribed.len(),
+        "both orders must occur: {succeeded} of {} subscribes succeeded",
+        subscribed.len()
     );
 }
 

@@ -246,8 +246,9 @@ pub(crate) struct Run {
     pub report: PushReport,
     pub leftover: Leftover,
     /// Whether any connection was settled (delivered, pruned, failed, or skipped by the
-    /// targeting) or a page was read that handed nothing on: a run that leaves everything it
-    /// touched for later must not be continued as is, or it could be continued for ever.
+    /// targeting) or left to retry a generation later, a page was read that handed nothing
+    /// on, or a user, topic or segment was read to its end: a run that leaves everything it
+    /// touched for later as it was must not be continued, or it could be continued for ever.
     pub progressed: bool,
 }
 
@@ -426,6 +427,12 @@ where
         report.retries = sent.retries;
         report.throttled = sent.throttled;
         report.aborted = halt.reason();
+        // A user, topic or segment read to its end is done with for good: what it held is
+        // settled or carried on as a connection list, which is less work. A list read to
+        // its end is only the same list again.
+        let sources_finished = reads.iter().any(|read| {
+            read.state == ReadState::Done && !matches!(read.source, Source::Connections(_))
+        });
         let mut leftover = Leftover {
             unsent,
             retry_later,
@@ -469,7 +476,10 @@ where
             + report.failed.len()
             + report.excluded
             + report.duplicates;
-        let progressed = settled > 0 || pages_passed > 0;
+        // Connections to retry later count too: they go on a generation later, so the
+        // generation bound ends them.
+        let progressed =
+            settled > 0 || !leftover.retry_later.is_empty() || pages_passed > 0 || sources_finished;
         Run {
             report,
             leftover,
@@ -604,7 +614,8 @@ where
     }
 
     /// Posts to one connection, retrying what may succeed later, unless the stop point has
-    /// come (then it is left unsent, for a continuation).
+    /// come: then it is left for a continuation, unsent if it was never posted to, to retry
+    /// later (a generation on) if it was.
     async fn deliver_one(
         &self,
         connection: Connection,
@@ -629,9 +640,14 @@ where
             }
             let attempts = attempt.retries + 1;
             // No waiting for a rate slot once the stop point has come, nor for one that
-            // falls after it: an unsent connection costs nothing but its place in a list.
+            // falls after it: an unsent connection costs nothing but its place in a list. One
+            // already tried goes on a generation later, like a retry that falls after it.
             if past_stop(Duration::ZERO) || !self.pace(stop_at).await {
-                attempt.outcome = Outcome::Unsent(id.clone());
+                attempt.outcome = if attempt.retries > 0 {
+                    Outcome::RetryLater(id.clone())
+                } else {
+                    Outcome::Unsent(id.clone())
+                };
                 return attempt;
             }
             let error = match self.gateway.post(id, payload.clone()).await {
@@ -716,6 +732,8 @@ where
         };
         // Most posts may start at once: no timer for them.
         if start > now {
+            // Tells the pacer when this waiter is done, also when the push is dropped.
+            let _waiting = Waiting(pacer);
             tokio::time::sleep_until(self.epoch + start).await;
         }
         true
@@ -739,6 +757,18 @@ where
                 false
             }
         }
+    }
+}
+
+/// A post waiting for its slot; see [`Pacer::stopped_waiting`].
+struct Waiting<'a>(&'a Mutex<Pacer>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopped_waiting();
     }
 }
 

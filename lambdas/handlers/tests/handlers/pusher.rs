@@ -111,15 +111,21 @@ async fn a_failed_sqs_record_without_a_message_id_fails_the_whole_invocation() {
     let mut event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_str(SQS_BATCH).expect("SQS event");
     event.records.truncate(1);
+    // `user` is a typo of `users`: the record is malformed, so it fails.
     event.records[0].body = Some(r#"{"user":["u-1"],"data":1}"#.to_owned());
     event.records[0].message_id = None;
+    let mut delivered = event.clone();
+    delivered.records[0].body = Some(r#"{"users":["u-1"],"data":1}"#.to_owned());
 
     let result = handle_sqs(event, &service, None).await;
+    let answer = handle_sqs(delivered, &service, None).await;
 
     let error = result.expect_err("the record cannot be named, so the batch fails");
     assert!(matches!(error, wspush_handlers::PusherError::UnnamedRecord));
     assert!(error.to_string().contains("without a messageId"), "{error}");
-    assert!(sent.lock().expect("lock").is_empty());
+    let answer = answer.expect("an unnamed record that succeeds needs no name");
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(sent.lock().expect("lock").len(), 2, "u-1's two connections");
 }
 
 #[tokio::test]
