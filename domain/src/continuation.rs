@@ -19,7 +19,9 @@
 //! reported failed (so SQS retries it and then dead-letters it). A connection that was tried
 //! takes the next generation even though it did not fail for good: otherwise a post that
 //! answers 500 after API Gateway delivered it, with a window too short for its retry, would
-//! be continued (and delivered again) for ever. A request whose sources overlap (several topics, or users with
+//! be continued (and delivered again) for ever.
+//!
+//! A request whose sources overlap (several topics, or users with
 //! topics or connections) never leaves unfinished sources behind: the push reads them to the
 //! end instead, since a source resumed in another message could not know what the first
 //! message already sent.

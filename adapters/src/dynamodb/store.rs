@@ -46,14 +46,7 @@ impl DynamoDbStore {
             .await
             .map_err(|error| cursor_error(resumed, error))?;
         let user_attribute = if index == BY_USER { OWNER } else { MEMBER };
-        Ok(Page {
-            connections: output
-                .items()
-                .iter()
-                .map(|item| connection_from(item, user_attribute))
-                .collect::<Result<_, _>>()?,
-            next: encode_cursor(output.last_evaluated_key())?,
-        })
+        page_of(output.items(), output.last_evaluated_key(), user_attribute)
     }
 
     async fn scan_segment(
@@ -79,14 +72,7 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(|error| cursor_error(resumed, error))?;
-        Ok(Page {
-            connections: output
-                .items()
-                .iter()
-                .map(|item| connection_from(item, OWNER))
-                .collect::<Result<_, _>>()?,
-            next: encode_cursor(output.last_evaluated_key())?,
-        })
+        page_of(output.items(), output.last_evaluated_key(), OWNER)
     }
 
     async fn explicit_connections(
@@ -323,4 +309,16 @@ impl ConnectionStore for DynamoDbStore {
             Source::All(segment) => self.scan_segment(*segment, cursor, limit, now).await,
         }
     }
+}
+
+/// A page of a `Query` or `Scan`: its items as connections (their user in `user_attribute`),
+/// and its `LastEvaluatedKey` as the cursor.
+fn page_of(items: &[Item], last: Option<&Item>, user_attribute: &str) -> Result<Page, StoreError> {
+    Ok(Page {
+        connections: items
+            .iter()
+            .map(|item| connection_from(item, user_attribute))
+            .collect::<Result<_, _>>()?,
+        next: encode_cursor(last)?,
+    })
 }

@@ -15,8 +15,8 @@
 //! 4. **Continuations.** What the push left (see [`wspush_domain::continuation`]) is
 //!    enqueued as narrowed requests. Connections that still failed after their retries, or
 //!    whose retry the stop point cut off, go to the next generation, up to the bound; past
-//!    it, the request fails. A run that settled no connection before its stop point fails
-//!    instead of handing the same work on again.
+//!    it, the request fails. A run stopped at its deadline without progress (see
+//!    `Run::progressed`) fails instead of handing the same work on again.
 //! 5. The request is recorded completed when it was pushed or handed on in full, and its
 //!    claim is released when it failed, so that its retry may start at once.
 
@@ -217,7 +217,7 @@ where
             if report.stopped == Some(Stop::Deadline) && !run.progressed {
                 Err(
                     "the stop point before the deadline came before any progress \
-                     (no connection was delivered, pruned, failed or skipped); \
+                     (no connection settled or left to retry, no source read to its end); \
                      raise the function's timeout or lower the deadline margin"
                         .to_owned(),
                 )
