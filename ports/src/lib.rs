@@ -13,11 +13,13 @@
 //! mock: `MockConnectionStore`, `MockConnectionGateway`, `MockNotificationPublisher`,
 //! `MockRequestLedger`, `MockClock`.
 
+mod causes;
 pub mod clock;
 pub mod gateway;
 pub mod ledger;
 pub mod observer;
 pub mod publisher;
+pub mod report;
 pub mod services;
 pub mod store;
 
@@ -26,12 +28,11 @@ pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
 pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
+pub use report::{FailedDelivery, FailureReason, PushReport, Stop};
 pub use services::connections::{ConnectionService, ServiceError};
-pub use services::delivery::{
-    ContinuationConfig, Delivery, DeliveryContext, LedgerConfig, ScatterConfig,
-};
 pub use services::push::{
-    FailedDelivery, FailureReason, PushConfig, PushReport, PushService, Stop,
+    ContinuationConfig, Delivery, DeliveryContext, DeliveryFailure, EnqueueFailure, LedgerConfig,
+    PushConfig, PushConfigError, PushService, ScatterConfig, Shortfall,
 };
 pub use services::subscriptions::{SubscribeError, SubscriptionService};
 pub use store::{ConnectionStore, Cursor, Page, StoreError, stream_source};

@@ -2,7 +2,7 @@
 
 use wspush_domain::NotificationRequest;
 
-use crate::services::push::PushReport;
+use crate::report::PushReport;
 
 /// Told about every push when it finishes, with its request and report. Called on the
 /// pushing task: keep it quick (write a line, bump a counter), never block on I/O that can

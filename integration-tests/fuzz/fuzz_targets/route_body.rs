@@ -10,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let text = std::str::from_utf8(data).ok();
     match parse_route_body(text) {
         Ok(request) => assert!(!request.topics.is_empty()),
-        Err(error) => assert!(!error.message.is_empty()),
+        Err(error) => assert!(!error.to_string().is_empty()),
     }
 });

@@ -54,6 +54,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Err(error) = parse_route_body(event.body.as_deref()) {
-        assert!(!error.message.is_empty());
+        assert!(!error.to_string().is_empty());
     }
 });

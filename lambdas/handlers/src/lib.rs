@@ -19,7 +19,7 @@ pub mod token;
 pub use connect::{Identified, IdentitySource, Refusal, handle_connect};
 pub use disconnect::handle_disconnect;
 pub use pusher::{
-    PusherError, delivery_answer, handle_direct, handle_invocation, handle_sns, handle_sqs,
+    PusherError, deliver_text, delivery_answer, handle_invocation, handle_sns, handle_sqs,
 };
 pub use settings::SettingsError;
 pub use subscribe::handle_route;

@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 use wspush_domain::{NotificationRequest, RequestError, RequestId};
-use wspush_ports::{ConnectionGateway, ConnectionStore, Delivery, DeliveryContext, PushService};
+use wspush_ports::{
+    ConnectionGateway, ConnectionStore, Delivery, DeliveryContext, DeliveryFailure, PushService,
+};
 
 /// Why a pusher invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +41,10 @@ pub enum PusherError {
     Request(#[from] RequestError),
     /// A delivery failed and must be retried by its source.
     #[error("delivery failed: {0}")]
-    Failed(String),
+    Failed(#[from] DeliveryFailure),
+    /// Another delivery is pushing the request now: it must be retried by its source.
+    #[error("delivery failed: request {0} is being pushed by another delivery")]
+    InProgress(RequestId),
     /// An SQS record without a `messageId` failed: `batchItemFailures` cannot name it, so
     /// the whole invocation fails and SQS delivers the batch again rather than delete it.
     #[error(
@@ -91,11 +96,7 @@ where
             Ok(json!({ "pushed": deliveries.len() }))
         }
         _ => {
-            let context = DeliveryContext {
-                deadline,
-                message_id: None,
-            };
-            let delivery = handle_direct(payload, service, &context).await?;
+            let delivery = deliver_text(payload, service, deadline, None).await?;
             Ok(delivery_answer(&delivery))
         }
     }
@@ -114,7 +115,7 @@ pub fn delivery_answer(delivery: &Delivery) -> Value {
         fields.insert("outcome".into(), Value::from(delivery.outcome()));
         match delivery {
             Delivery::Failed { reason, .. } => {
-                fields.insert("reason".into(), Value::from(reason.as_str()));
+                fields.insert("reason".into(), Value::from(reason.to_string()));
             }
             Delivery::Duplicate(id) | Delivery::InProgress { id, .. } => {
                 fields.insert("id".into(), Value::from(id.as_str()));
@@ -183,11 +184,7 @@ where
         tracing::error!("the SQS message has no body; reporting it failed");
         return false;
     };
-    let context = DeliveryContext {
-        deadline,
-        message_id: message_id(message.message_id.as_deref()),
-    };
-    match handle_direct(body, service, &context).await {
+    match deliver_text(body, service, deadline, message.message_id.as_deref()).await {
         Ok(delivery) => delivery.succeeded(),
         Err(_) => false,
     }
@@ -206,37 +203,42 @@ where
     let mut deliveries = Vec::with_capacity(event.records.len());
     for record in event.records {
         let span = tracing::info_span!("sns_record", message_id = %record.sns.message_id);
-        let context = DeliveryContext {
+        let delivery = deliver_text(
+            &record.sns.message,
+            service,
             deadline,
-            message_id: message_id(Some(&record.sns.message_id)),
-        };
-        let delivery = handle_direct(&record.sns.message, service, &context)
-            .instrument(span)
-            .await?;
-        match &delivery {
-            Delivery::Failed { reason, .. } => return Err(PusherError::Failed(reason.clone())),
-            Delivery::InProgress { id, .. } => {
-                return Err(PusherError::Failed(format!(
-                    "request {id} is being pushed by another delivery"
-                )));
+            Some(&record.sns.message_id),
+        )
+        .instrument(span)
+        .await?;
+        match delivery {
+            Delivery::Failed { reason, .. } => return Err(PusherError::Failed(reason)),
+            Delivery::InProgress { id, .. } => return Err(PusherError::InProgress(id)),
+            Delivery::Complete(_) | Delivery::Continued(_) | Delivery::Duplicate(_) => {
+                deliveries.push(delivery);
             }
-            Delivery::Complete(_) | Delivery::Continued(_) | Delivery::Duplicate(_) => {}
         }
-        deliveries.push(delivery);
     }
     Ok(deliveries)
 }
 
-/// Parses and delivers one notification request.
-pub async fn handle_direct<S, G>(
+/// Parses and delivers one notification request, the text of a direct invoke, an SQS
+/// message's body or an SNS message, before `deadline`. `message_id` is the ID of the SQS or
+/// SNS message that carried it, the request's ID when it has no `id` of its own.
+pub async fn deliver_text<S, G>(
     text: &str,
     service: &PushService<S, G>,
-    context: &DeliveryContext,
+    deadline: Option<Instant>,
+    message_id: Option<&str>,
 ) -> Result<Delivery, PusherError>
 where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
 {
+    let context = DeliveryContext {
+        deadline,
+        message_id: request_id_of(message_id),
+    };
     let request = NotificationRequest::parse(text).inspect_err(|error| {
         tracing::error!(
             error = error.redacted(),
@@ -244,7 +246,7 @@ where
             "malformed notification request; reporting it failed"
         );
     })?;
-    let delivery = service.deliver(&request, context).await;
+    let delivery = service.deliver(&request, &context).await;
     tracing::info!(
         outcome = delivery.outcome(),
         request_id = request
@@ -259,7 +261,7 @@ where
 
 /// A message ID as a request ID; `None` (no idempotency) for one that breaks the rules,
 /// which SQS and SNS never send.
-fn message_id(id: Option<&str>) -> Option<RequestId> {
+fn request_id_of(id: Option<&str>) -> Option<RequestId> {
     let id = id?;
     RequestId::parse(id)
         .inspect_err(|error| tracing::warn!(%error, "the message ID cannot serve as a request ID"))

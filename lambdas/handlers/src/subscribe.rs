@@ -9,7 +9,7 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use serde::Deserialize;
 use serde_json::json;
-use wspush_domain::ExternalId;
+use wspush_domain::{ExternalId, IdError};
 use wspush_ports::{ConnectionStore, SubscribeError, SubscriptionService};
 
 use crate::response::{connection_id, response};
@@ -51,19 +51,50 @@ pub struct RouteRequest {
 
 /// Why a route message was refused (a 400 reply).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[error("{problem}")]
 pub struct RouteBodyError {
     /// The action, when the message named one.
     pub action: Option<String>,
-    /// What is wrong, for the sender.
-    pub message: String,
+    /// What is wrong.
+    pub problem: RouteBodyProblem,
+}
+
+/// What is wrong with a route message; its text is the reply's `error`, for the sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteBodyProblem {
+    /// The message had no body.
+    #[error("the message has no body; send {{\"action\":\"subscribe\",\"topics\":[...]}}")]
+    NoBody,
+    /// The body is not a JSON object.
+    #[error(
+        "invalid message: expected a JSON object such as {{\"action\":\"subscribe\",\"topics\":[...]}}"
+    )]
+    NotAnObject,
+    /// The object does not read as a route message (JSON syntax, a wrong type, an unknown,
+    /// missing or repeated field), as the JSON reader put it.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The action is neither `subscribe` nor `unsubscribe`.
+    #[error("unknown action `{0}`; expected subscribe or unsubscribe")]
+    UnknownAction(String),
+    /// `topics` was empty.
+    #[error("field `topics` must name at least one topic")]
+    NoTopics,
+    /// A topic is not a valid external ID.
+    #[error("field `topics[{index}]`: {error}")]
+    Topic {
+        /// Its place in `topics`.
+        index: usize,
+        /// What is wrong with it.
+        error: IdError,
+    },
 }
 
 impl RouteBodyError {
-    fn new(action: Option<&str>, message: impl Into<String>) -> Self {
+    fn new(action: Option<&str>, problem: RouteBodyProblem) -> Self {
         Self {
             action: action.map(str::to_owned),
-            message: message.into(),
+            problem,
         }
     }
 }
@@ -73,37 +104,28 @@ impl RouteBodyError {
 /// refused, each with a message naming the problem.
 pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyError> {
     let Some(text) = text else {
-        return Err(RouteBodyError::new(
-            None,
-            "the message has no body; send {\"action\":\"subscribe\",\"topics\":[...]}",
-        ));
+        return Err(RouteBodyError::new(None, RouteBodyProblem::NoBody));
     };
     // serde would also read a struct from an array (`["subscribe", ["t"]]`); only the
     // documented object form is accepted.
     if !text.trim_start().starts_with('{') {
-        return Err(RouteBodyError::new(
-            None,
-            "invalid message: expected a JSON object such as {\"action\":\"subscribe\",\"topics\":[...]}",
-        ));
+        return Err(RouteBodyError::new(None, RouteBodyProblem::NotAnObject));
     }
     let body: RouteBody = serde_json::from_str(text)
-        .map_err(|error| RouteBodyError::new(None, format!("invalid message: {error}")))?;
+        .map_err(|error| RouteBodyError::new(None, RouteBodyProblem::Invalid(error.to_string())))?;
     let action = match body.action.as_str() {
         "subscribe" => RouteAction::Subscribe,
         "unsubscribe" => RouteAction::Unsubscribe,
         other => {
             return Err(RouteBodyError::new(
                 Some(other),
-                format!("unknown action `{other}`; expected subscribe or unsubscribe"),
+                RouteBodyProblem::UnknownAction(other.to_owned()),
             ));
         }
     };
     let name = Some(action.as_str());
     if body.topics.is_empty() {
-        return Err(RouteBodyError::new(
-            name,
-            "field `topics` must name at least one topic",
-        ));
+        return Err(RouteBodyError::new(name, RouteBodyProblem::NoTopics));
     }
     let topics = body
         .topics
@@ -111,7 +133,7 @@ pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyErr
         .enumerate()
         .map(|(index, topic)| {
             ExternalId::parse(topic).map_err(|error| {
-                RouteBodyError::new(name, format!("field `topics[{index}]`: {error}"))
+                RouteBodyError::new(name, RouteBodyProblem::Topic { index, error })
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -145,8 +167,8 @@ where
             // The error can quote the body; only its size is logged at the default level.
             let bytes = event.body.as_deref().map_or(0, str::len);
             tracing::info!(%connection, bytes, "invalid route body");
-            tracing::debug!(%connection, error = %error.message, "invalid route body");
-            return reply(400, error.action.as_deref(), error.message);
+            tracing::debug!(%connection, error = %error.problem, "invalid route body");
+            return reply(400, error.action.as_deref(), error.problem);
         }
     };
     let result = if action == RouteAction::Subscribe {

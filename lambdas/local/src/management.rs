@@ -13,8 +13,7 @@ use serde_json::json;
 use wspush_domain::limits::MAX_PAYLOAD_BYTES;
 use wspush_domain::{ConnectionId, NotificationRequest};
 use wspush_handlers::PusherError;
-use wspush_handlers::pusher::{delivery_answer, handle_direct};
-use wspush_ports::DeliveryContext;
+use wspush_handlers::pusher::{deliver_text, delivery_answer};
 
 use crate::faults::Injected;
 use crate::gateway::AppState;
@@ -180,7 +179,7 @@ pub async fn notifications(State(state): State<Arc<AppState>>, body: Bytes) -> R
         )
             .into_response();
     };
-    match handle_direct(text, &state.pusher, &DeliveryContext::default()).await {
+    match deliver_text(text, &state.pusher, None, None).await {
         Ok(delivery) => {
             let status = if delivery.succeeded() {
                 StatusCode::OK

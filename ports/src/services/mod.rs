@@ -1,6 +1,5 @@
 //! The use cases, written against the ports only.
 
 pub mod connections;
-pub mod delivery;
 pub mod push;
 pub mod subscriptions;

@@ -23,81 +23,22 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use wspush_domain::{
-    ContinuationLimits, NotificationRequest, RequestId, Segment, SegmentError, Timestamp,
-    plan_continuations,
-};
+use wspush_domain::{NotificationRequest, RequestId, Timestamp, plan_continuations};
 
-use std::sync::Arc;
-
+use crate::causes::with_causes;
 use crate::gateway::ConnectionGateway;
 use crate::ledger::{Claim, RequestLedger};
 use crate::publisher::NotificationPublisher;
-use crate::services::push::{Plan, PushReport, PushService, Stop, with_causes};
+use crate::report::{PushReport, Stop};
+use crate::services::push::PushService;
+use crate::services::push::config::LedgerConfig;
+use crate::services::push::failure::{DeliveryFailure, EnqueueFailure, Shortfall};
+use crate::services::push::plan::Plan;
 use crate::store::ConnectionStore;
 
 /// How long a claim outlasts the invocation's deadline: room for clock skew between pusher
 /// instances, so that no redelivery takes over a claim whose holder is still settling.
 pub const LEASE_SLACK: Duration = Duration::from_secs(30);
-
-/// How continuations are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContinuationConfig {
-    /// The generation bound, and the largest message the queue takes.
-    pub limits: ContinuationLimits,
-    /// How long before the deadline the push stops starting posts (default 10 s): it must
-    /// cover a post in flight (the API Gateway adapter's timeout is 5 s), enqueueing the
-    /// continuations, and, for an audience whose sources overlap, reading the rest of it.
-    pub deadline_margin: Duration,
-    /// When broadcasts are scattered over other pusher instances; `None` never.
-    pub scatter: Option<ScatterConfig>,
-}
-
-impl Default for ContinuationConfig {
-    fn default() -> Self {
-        Self {
-            limits: ContinuationLimits::default(),
-            deadline_margin: Duration::from_secs(10),
-            scatter: None,
-        }
-    }
-}
-
-/// When and how a broadcast is scattered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScatterConfig {
-    /// A broadcast is scattered once it has read more than this many connections.
-    pub above: usize,
-    /// The segments a scattered broadcast is split into (each one request).
-    pub segments: u32,
-}
-
-impl ScatterConfig {
-    /// A scatter of broadcasts above `above` connections into `segments` segments.
-    pub fn new(above: usize, segments: u32) -> Result<Self, SegmentError> {
-        Segment::all(segments)?;
-        Ok(Self { above, segments })
-    }
-}
-
-/// How the ledger is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LedgerConfig {
-    /// How long a completed request is remembered (default 24 hours).
-    pub keep_completed: Duration,
-    /// How long a claim lasts when the invocation has no deadline (default 15 minutes,
-    /// Lambda's longest timeout); with a deadline the claim lasts until it.
-    pub lease_without_deadline: Duration,
-}
-
-impl Default for LedgerConfig {
-    fn default() -> Self {
-        Self {
-            keep_completed: Duration::from_secs(24 * 60 * 60),
-            lease_without_deadline: Duration::from_secs(15 * 60),
-        }
-    }
-}
 
 /// What the edge knows about one delivery of a request.
 #[derive(Debug, Clone, Default)]
@@ -110,7 +51,7 @@ pub struct DeliveryContext {
 }
 
 /// How a delivery ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Delivery {
     /// Every connection of the audience was reached (or pruned).
     Complete(PushReport),
@@ -130,8 +71,8 @@ pub enum Delivery {
     Failed {
         /// What the push did, if it ran.
         report: Option<PushReport>,
-        /// Why, in words.
-        reason: String,
+        /// Why.
+        reason: DeliveryFailure,
     },
 }
 
@@ -170,25 +111,6 @@ where
     S: ConnectionStore + ?Sized,
     G: ConnectionGateway + ?Sized,
 {
-    /// Hands what a push leaves (deadline, scatter, failures) to `publisher`, the
-    /// notification queue.
-    #[must_use]
-    pub fn with_continuations(
-        mut self,
-        publisher: Arc<dyn NotificationPublisher>,
-        config: ContinuationConfig,
-    ) -> Self {
-        self.continuations = Some((publisher, config));
-        self
-    }
-
-    /// Skips requests that `ledger` records as completed.
-    #[must_use]
-    pub fn with_ledger(mut self, ledger: Arc<dyn RequestLedger>, config: LedgerConfig) -> Self {
-        self.ledger = Some((ledger, config));
-        self
-    }
-
     /// Delivers `request` (see the module docs): the edge reports it failed to its source
     /// unless [`Delivery::succeeded`].
     pub async fn deliver(
@@ -206,32 +128,31 @@ where
             }
             _ => None,
         };
-        let plan = self.plan(request, context);
+        let plan = match &self.continuations {
+            Some((_, config)) => Plan::for_delivery(request, context.deadline, config),
+            None => Plan::default(),
+        };
         let run = self.run(request, &plan).await;
         let mut report = run.report;
         let outcome = if run.leftover.is_empty() && report.is_complete() {
             Ok(())
-        } else if let Some(reason) = &report.aborted {
-            Err(format!("the push stopped: {reason}"))
+        } else if let Some(error) = run.halted {
+            Err(DeliveryFailure::Halted(error))
         } else if let Some((publisher, config)) = &self.continuations {
             if report.stopped == Some(Stop::Deadline) && !run.progressed {
-                Err(
-                    "the stop point before the deadline came before any progress \
-                     (no connection settled or left to retry, no source read to its end); \
-                     raise the function's timeout or lower the deadline margin"
-                        .to_owned(),
-                )
+                Err(DeliveryFailure::NoProgress)
             } else {
                 match plan_continuations(request, id, run.leftover, config.limits) {
                     Ok(continuations) => self
                         .enqueue(publisher.as_ref(), &continuations)
                         .await
-                        .map(|enqueued| report.continuations = enqueued),
-                    Err(error) => Err(error.to_string()),
+                        .map(|enqueued| report.continuations = enqueued)
+                        .map_err(DeliveryFailure::from),
+                    Err(error) => Err(error.into()),
                 }
             }
         } else {
-            Err(incomplete(&report))
+            Err(DeliveryFailure::Incomplete(Shortfall::of(&report)))
         };
         if let Some((ledger, config, id, lease_until)) = claimed {
             self.settle(ledger.as_ref(), config, id, lease_until, outcome.is_ok())
@@ -249,30 +170,6 @@ where
                 }
             }
         }
-    }
-
-    /// The stop point and the scatter for this request.
-    fn plan(&self, request: &NotificationRequest, context: &DeliveryContext) -> Plan {
-        let Some((_, config)) = &self.continuations else {
-            return Plan::default();
-        };
-        let mut plan = Plan {
-            stop_at: context.deadline.map(|deadline| {
-                deadline
-                    .checked_sub(config.deadline_margin)
-                    .unwrap_or(deadline)
-            }),
-            ..Plan::default()
-        };
-        if let Some(scatter) = config.scatter
-            && request.is_broadcast()
-            && request.segment().is_none()
-            && let Ok(segments) = Segment::all(scatter.segments)
-        {
-            plan.scatter_above = Some(scatter.above);
-            plan.segments = segments;
-        }
-        plan
     }
 
     /// Claims `id` (returning the claim's lease), or says how the delivery ends without a
@@ -307,7 +204,10 @@ where
             }
             Err(error) => Err(Delivery::Failed {
                 report: None,
-                reason: format!("claiming request {id} failed: {}", with_causes(&error)),
+                reason: DeliveryFailure::Claim {
+                    id: id.clone(),
+                    error,
+                },
             }),
         }
     }
@@ -338,18 +238,15 @@ where
         &self,
         publisher: &dyn NotificationPublisher,
         continuations: &[NotificationRequest],
-    ) -> Result<usize, String> {
+    ) -> Result<usize, EnqueueFailure> {
         let results = publisher.publish_batch(continuations).await;
-        let failed: Vec<String> = results
-            .iter()
-            .filter_map(|result| result.as_ref().err().map(|error| with_causes(error)))
-            .collect();
-        if let Some(first) = failed.first() {
-            return Err(format!(
-                "{} of {} continuations could not be enqueued: {first}",
-                failed.len(),
-                continuations.len()
-            ));
+        let mut refused = results.into_iter().filter_map(Result::err);
+        if let Some(first) = refused.next() {
+            return Err(EnqueueFailure {
+                failed: 1 + refused.count(),
+                of: continuations.len(),
+                first,
+            });
         }
         tracing::info!(
             continuations = continuations.len(),
@@ -357,18 +254,4 @@ where
         );
         Ok(continuations.len())
     }
-}
-
-fn incomplete(report: &PushReport) -> String {
-    let mut text = format!(
-        "the push did not reach every connection: delivered {}, failed {}, not attempted {}, read errors {}",
-        report.delivered,
-        report.failed.len(),
-        report.not_attempted,
-        report.read_errors.len()
-    );
-    if let Some(first) = report.read_errors.first() {
-        text.push_str(&format!(" (first: {first})"));
-    }
-    text
 }

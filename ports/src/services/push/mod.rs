@@ -1,0 +1,169 @@
+//! The push service: one notification request to every connection of its audience.
+//!
+//! The audience is read from the store as a stream of pages while posts are under way
+//! (pipelined), so memory stays flat however large the audience is. At most
+//! [`PushConfig::max_in_flight`] posts are in flight at any moment. Gone connections are
+//! pruned; throttled and unavailable answers are retried with full-jitter backoff within the
+//! [`RetryPolicy`]'s attempts and time budget; a 403 stops the push, since every other post
+//! would fail the same way. Every post of every push of one service waits its turn under one
+//! shared rate ([`PushConfig::max_posts_per_second`]), which 429 answers cut and deliveries
+//! raise again, so that a throttled gateway sees the whole instance slow down, not only the
+//! retries.
+//!
+//! A push may also stop early on purpose (see [`Stop`]): at a stop point before the Lambda's
+//! deadline it starts no new post, and a broadcast found larger than the scatter threshold
+//! stops reading. What it left is returned as a [`Leftover`] that
+//! [`PushService::deliver`] turns into continuations.
+//!
+//! The rooms: `config` (the settings), `plan` (how a run may stop early, and what it did and
+//! left), `read` (the audience, page by page), `send` (one connection's posts), `halt` (the
+//! flag a 403 raises), `run` (readers and senders joined), `deliver` (as the pusher's edge
+//! does: ledger, deadline, scatter, continuations) and `failure` (why a delivery failed).
+//! What a push did is a [`PushReport`](crate::report::PushReport), which lives outside the
+//! service so that the observer port can take it.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+use wspush_domain::{NotificationRequest, Pacer, Segment};
+
+use crate::clock::Clock;
+use crate::gateway::ConnectionGateway;
+use crate::ledger::RequestLedger;
+use crate::observer::PushObserver;
+use crate::publisher::NotificationPublisher;
+use crate::report::PushReport;
+use crate::store::ConnectionStore;
+
+mod config;
+mod deliver;
+mod failure;
+mod halt;
+mod plan;
+mod read;
+mod run;
+mod send;
+
+pub use config::{ContinuationConfig, LedgerConfig, PushConfig, PushConfigError, ScatterConfig};
+pub use deliver::{Delivery, DeliveryContext, LEASE_SLACK};
+pub use failure::{DeliveryFailure, EnqueueFailure, Shortfall};
+use plan::Plan;
+
+/// Sends notification requests to their audience.
+pub struct PushService<S: ?Sized, G: ?Sized> {
+    store: Arc<S>,
+    gateway: Arc<G>,
+    clock: Arc<dyn Clock>,
+    config: PushConfig,
+    segments: Vec<Segment>,
+    observers: Vec<Arc<dyn PushObserver>>,
+    /// Shared by every push of this service, so concurrent records share one rate.
+    pacer: Option<Mutex<Pacer>>,
+    epoch: Instant,
+    continuations: Option<(Arc<dyn NotificationPublisher>, ContinuationConfig)>,
+    ledger: Option<(Arc<dyn RequestLedger>, LedgerConfig)>,
+}
+
+impl<S, G> PushService<S, G>
+where
+    S: ConnectionStore + ?Sized,
+    G: ConnectionGateway + ?Sized,
+{
+    /// A push service reading audiences from `store` and posting through `gateway`.
+    pub fn new(
+        store: Arc<S>,
+        gateway: Arc<G>,
+        clock: Arc<dyn Clock>,
+        config: PushConfig,
+    ) -> Result<Self, PushConfigError> {
+        for (name, value) in [
+            ("max_in_flight", config.max_in_flight),
+            ("page_size", config.page_size),
+            ("read_concurrency", config.read_concurrency),
+            (
+                "max_posts_per_second",
+                config.max_posts_per_second.map_or(1, |rate| rate as usize),
+            ),
+        ] {
+            if value == 0 {
+                return Err(PushConfigError::Zero(name));
+            }
+        }
+        let segments = Segment::all(config.broadcast_segments)?;
+        Ok(Self {
+            store,
+            gateway,
+            clock,
+            config,
+            segments,
+            observers: Vec::new(),
+            pacer: config
+                .max_posts_per_second
+                .map(|rate| Mutex::new(Pacer::new(rate))),
+            epoch: Instant::now(),
+            continuations: None,
+            ledger: None,
+        })
+    }
+
+    /// Tells `observer` about every push when it finishes (metrics, for one).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn PushObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Hands what a push leaves (deadline, scatter, failures) to `publisher`, the
+    /// notification queue.
+    #[must_use]
+    pub fn with_continuations(
+        mut self,
+        publisher: Arc<dyn NotificationPublisher>,
+        config: ContinuationConfig,
+    ) -> Self {
+        self.continuations = Some((publisher, config));
+        self
+    }
+
+    /// Skips requests that `ledger` records as completed.
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: Arc<dyn RequestLedger>, config: LedgerConfig) -> Self {
+        self.ledger = Some((ledger, config));
+        self
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &PushConfig {
+        &self.config
+    }
+
+    /// Sends `request` to its audience and reports what happened to each connection.
+    ///
+    /// It runs to the end: no stop point, no scatter, no continuation, no ledger. The
+    /// pusher's edge calls [`deliver`](Self::deliver) instead.
+    pub async fn push(&self, request: &NotificationRequest) -> PushReport {
+        let run = self.run(request, &Plan::default()).await;
+        self.observe(request, &run.report);
+        run.report
+    }
+
+    /// Tells the observers about a finished push.
+    pub(crate) fn observe(&self, request: &NotificationRequest, report: &PushReport) {
+        tracing::info!(
+            delivered = report.delivered,
+            pruned = report.pruned,
+            failed = report.failed.len(),
+            excluded = report.excluded,
+            retries = report.retries,
+            unsent = report.unsent,
+            unread_sources = report.unread_sources,
+            continuations = report.continuations,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            complete = report.is_complete(),
+            "push finished"
+        );
+        for observer in &self.observers {
+            observer.pushed(request, report);
+        }
+    }
+}

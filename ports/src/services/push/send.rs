@@ -1,0 +1,220 @@
+//! Sending: one post per connection, paced under the service's shared rate, retried while
+//! it may still succeed, pruned when the connection is gone, and left for a continuation
+//! when the stop point comes first.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use wspush_domain::{Connection, ConnectionId, Pacer};
+
+use crate::causes::with_causes;
+use crate::gateway::{ConnectionGateway, GatewayError};
+use crate::report::{FailedDelivery, FailureReason, PushReport};
+use crate::services::push::PushService;
+use crate::services::push::halt::Halt;
+use crate::store::ConnectionStore;
+
+/// What became of one connection.
+pub(crate) enum Outcome {
+    Delivered,
+    Gone {
+        pruned: bool,
+    },
+    Failed(FailedDelivery),
+    NotAttempted,
+    /// Not posted to because the push reached its stop point.
+    Unsent(ConnectionId),
+    /// Answered 429 or 5xx, and the retry would come after the stop point: carried on as a
+    /// failure is (at the next generation), since it was tried.
+    RetryLater(ConnectionId),
+}
+
+/// One connection's posts: how they ended, and what it took.
+pub(crate) struct Attempt {
+    pub(crate) outcome: Outcome,
+    retries: u32,
+    throttled: u32,
+}
+
+impl Attempt {
+    /// Counts this attempt in `report`.
+    pub(crate) fn record(self, report: &mut PushReport) {
+        report.retries += self.retries as usize;
+        report.throttled += self.throttled as usize;
+        match self.outcome {
+            Outcome::Delivered => report.delivered += 1,
+            Outcome::Gone { pruned: true } => report.pruned += 1,
+            Outcome::Gone { pruned: false } => report.prune_errors += 1,
+            Outcome::Failed(failure) => report.failed.push(failure),
+            Outcome::NotAttempted => report.not_attempted += 1,
+            Outcome::Unsent(_) | Outcome::RetryLater(_) => report.unsent += 1,
+        }
+    }
+}
+
+impl<S, G> PushService<S, G>
+where
+    S: ConnectionStore + ?Sized,
+    G: ConnectionGateway + ?Sized,
+{
+    /// Posts to one connection, retrying what may succeed later, unless the stop point has
+    /// come: then it is left for a continuation, unsent if it was never posted to, to retry
+    /// later (a generation on) if it was.
+    pub(super) async fn deliver_one(
+        &self,
+        connection: Connection,
+        payload: Bytes,
+        halt: &Halt,
+        stop_at: Option<Instant>,
+    ) -> Attempt {
+        let policy = &self.config.retry;
+        let started = Instant::now();
+        let mut attempt = Attempt {
+            outcome: Outcome::NotAttempted,
+            retries: 0,
+            throttled: 0,
+        };
+        let id = connection.id();
+        // Whether `after` from now is past the stop point; no clock read without one.
+        let past_stop =
+            |after: Duration| stop_at.is_some_and(|stop| Instant::now() + after >= stop);
+        loop {
+            if halt.is_set() {
+                return attempt;
+            }
+            let attempts = attempt.retries + 1;
+            // No waiting for a rate slot once the stop point has come, nor for one that
+            // falls after it: an unsent connection costs nothing but its place in a list. One
+            // already tried goes on a generation later, like a retry that falls after it.
+            if past_stop(Duration::ZERO) || !self.pace(stop_at).await {
+                attempt.outcome = if attempt.retries > 0 {
+                    Outcome::RetryLater(id.clone())
+                } else {
+                    Outcome::Unsent(id.clone())
+                };
+                return attempt;
+            }
+            let error = match self.gateway.post(id, payload.clone()).await {
+                Ok(()) => {
+                    self.with_pacer(Pacer::delivered);
+                    attempt.outcome = Outcome::Delivered;
+                    return attempt;
+                }
+                Err(error) => error,
+            };
+            let reason = match error {
+                GatewayError::Gone => {
+                    attempt.outcome = Outcome::Gone {
+                        pruned: self.prune(id).await,
+                    };
+                    return attempt;
+                }
+                GatewayError::Throttled | GatewayError::Unavailable(_) => {
+                    let throttled = matches!(error, GatewayError::Throttled);
+                    if throttled {
+                        let now = self.epoch.elapsed();
+                        self.with_pacer(|pacer| pacer.throttled(now));
+                    }
+                    attempt.throttled += u32::from(throttled);
+                    let delay = policy.delay(attempt.retries, fastrand::f64());
+                    if policy.allows_retry(attempts, started.elapsed(), delay) {
+                        if past_stop(delay) {
+                            // The retry would come after the stop point: a continuation
+                            // gets it, a generation later, so that a connection that keeps
+                            // answering this way is tried a bounded number of times.
+                            attempt.outcome = Outcome::RetryLater(id.clone());
+                            return attempt;
+                        }
+                        tracing::debug!(connection = %id, ?delay, %error, "retrying post");
+                        tokio::time::sleep(delay).await;
+                        attempt.retries += 1;
+                        continue;
+                    }
+                    if throttled {
+                        FailureReason::Throttled
+                    } else {
+                        FailureReason::Unavailable {
+                            message: with_causes(&error),
+                        }
+                    }
+                }
+                GatewayError::PayloadTooLarge => FailureReason::PayloadTooLarge,
+                GatewayError::Forbidden(_) => {
+                    let error = Arc::new(error);
+                    let message = with_causes(error.as_ref());
+                    tracing::error!(error = %message, "the gateway refused access; stopping the push");
+                    halt.set(error);
+                    FailureReason::Forbidden { message }
+                }
+                GatewayError::Unknown(_) => FailureReason::Unknown {
+                    message: with_causes(&error),
+                },
+            };
+            tracing::warn!(connection = %id, attempts, ?reason, "post failed");
+            attempt.outcome = Outcome::Failed(FailedDelivery {
+                connection: id.clone(),
+                reason,
+                attempts,
+            });
+            return attempt;
+        }
+    }
+
+    /// Waits for this post's turn under the shared rate, if there is one; `false` (without
+    /// waiting) when the turn would come at or after `stop_at`.
+    async fn pace(&self, stop_at: Option<Instant>) -> bool {
+        let Some(pacer) = &self.pacer else {
+            return true;
+        };
+        let now = self.epoch.elapsed();
+        let stop = stop_at.map(|stop| stop.saturating_duration_since(self.epoch));
+        let Some(start) = pacer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(now, stop)
+        else {
+            return false;
+        };
+        // Most posts may start at once: no timer for them.
+        if start > now {
+            // Tells the pacer when this waiter is done, also when the push is dropped.
+            let _waiting = Waiting(pacer);
+            tokio::time::sleep_until(self.epoch + start).await;
+        }
+        true
+    }
+
+    fn with_pacer(&self, change: impl FnOnce(&mut Pacer)) {
+        if let Some(pacer) = &self.pacer {
+            change(&mut pacer.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+
+    /// Removes a gone connection; whether it worked.
+    async fn prune(&self, id: &ConnectionId) -> bool {
+        match self.store.delete(id).await {
+            Ok(()) => {
+                tracing::info!(connection = %id, "pruned a gone connection");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(connection = %id, error = %with_causes(&error), "pruning a gone connection failed");
+                false
+            }
+        }
+    }
+}
+
+/// A post waiting for its slot; see [`Pacer::stopped_waiting`].
+struct Waiting<'a>(&'a Mutex<Pacer>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopped_waiting();
+    }
+}
