@@ -246,8 +246,8 @@ fn chunks<T: Clone + AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audience::Segment;
     use crate::ids::ExternalId;
+    use crate::segment::Segment;
 
     fn request(json: &str) -> NotificationRequest {
         NotificationRequest::parse(json).expect("valid")

@@ -19,9 +19,10 @@ pub mod notification;
 pub mod pacing;
 pub mod policy;
 pub mod retry;
+pub mod segment;
 pub mod time;
 
-pub use audience::{Admission, Segment, SegmentError, Source, Targeting};
+pub use audience::{Admission, Source, Targeting};
 pub use builder::{BuildError, RequestBuilder};
 pub use connection::{Connection, Subscription};
 pub use continuation::{
@@ -33,4 +34,5 @@ pub use notification::{Narrowed, NotificationRequest, RequestError};
 pub use pacing::Pacer;
 pub use policy::{Denial, SubscriptionPolicy};
 pub use retry::RetryPolicy;
+pub use segment::{Segment, SegmentError};
 pub use time::Timestamp;
