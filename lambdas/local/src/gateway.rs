@@ -1,106 +1,19 @@
-//! Configuration, state and start-up of the local gateway.
+//! Start-up of the local gateway, and the handle to a running one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::routing::{get, post};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wspush_adapters::aws::local_sdk_config;
-use wspush_adapters::{
-    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, MemoryStore, SystemClock,
-};
-use wspush_domain::SubscriptionPolicy;
-use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
-use wspush_handlers::IdentitySource;
-use wspush_handlers::token::TokenVerifier;
-use wspush_ports::{
-    Clock, ConnectionService, ConnectionStore, LedgerConfig, PushConfig, PushService,
-    RequestLedger, SubscriptionService,
-};
+use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway};
 
-use crate::faults::{FaultInjector, Faults};
-use crate::registry::Registry;
-use crate::virtuals::{VirtualConnections, VirtualTally};
-use crate::{management, socket};
-
-/// Where connections are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreChoice {
-    /// In process memory (the default).
-    Memory,
-    /// A DynamoDB table (DynamoDB Local, say), created if missing.
-    DynamoDb {
-        /// The endpoint, such as `http://127.0.0.1:8000`.
-        endpoint: String,
-        /// The table.
-        table: String,
-    },
-}
-
-/// How the local gateway runs.
-#[derive(Debug, Clone)]
-pub struct LocalConfig {
-    /// Where to listen; port 0 picks a free one.
-    pub address: SocketAddr,
-    /// The stage: sockets open at `/{stage}`, the management API is `/{stage}/@connections`.
-    pub stage: String,
-    /// The query-string parameter that plays the authorizer at `$connect` (local only;
-    /// ignored when tokens are required).
-    pub identity_param: String,
-    /// When set, `$connect` requires a valid token, exactly as the connect Lambda does with
-    /// `WSPUSH_JWT_*` set.
-    pub token: Option<Arc<TokenVerifier>>,
-    /// Where connections are kept.
-    pub store: StoreChoice,
-    /// Idle sockets are closed after this long (API Gateway: 10 minutes).
-    pub idle_timeout: Duration,
-    /// Every socket is closed after this long (API Gateway: 2 hours).
-    pub max_duration: Duration,
-    /// What `subscribe` allows.
-    pub policy: SubscriptionPolicy,
-    /// How the in-process pusher pushes.
-    pub push: PushConfig,
-    /// Injected faults and latency on `POST @connections`.
-    pub faults: Faults,
-}
-
-impl Default for LocalConfig {
-    fn default() -> Self {
-        Self {
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stage: "local".to_owned(),
-            identity_param: "user".to_owned(),
-            token: None,
-            store: StoreChoice::Memory,
-            idle_timeout: IDLE_TIMEOUT,
-            max_duration: MAX_CONNECTION_DURATION,
-            policy: SubscriptionPolicy::default(),
-            push: PushConfig::default(),
-            faults: Faults::default(),
-        }
-    }
-}
-
-pub type Store = dyn ConnectionStore;
-
-/// Everything a request handler needs.
-pub struct AppState {
-    pub config: LocalConfig,
-    pub domain: String,
-    pub registry: Registry,
-    pub store: Arc<Store>,
-    pub connections: ConnectionService<Store>,
-    pub subscriptions: SubscriptionService<Store>,
-    pub pusher: PushService<Store, ApiGatewayGateway>,
-    pub faults: FaultInjector,
-    pub virtuals: VirtualConnections,
-    pub clock: Arc<dyn Clock>,
-    pub identity: IdentitySource,
-}
+use crate::config::LocalConfig;
+use crate::registry::Outbound;
+use crate::routes;
+use crate::state::{AppState, Store};
+use crate::virtuals::VirtualTally;
 
 /// A running local gateway.
 pub struct RunningGateway {
@@ -171,9 +84,7 @@ impl RunningGateway {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         for id in self.state.registry.ids() {
             if let Some(live) = self.state.registry.get(&id) {
-                let _ = live
-                    .tx
-                    .send(crate::registry::Outbound::Close(1001, "Going away"));
+                let _ = live.tx.send(Outbound::Close(1001, "Going away"));
             }
         }
         if let Some(shutdown) = self.shutdown.take() {
@@ -190,75 +101,9 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("binding {}", config.address))?;
     let address = listener.local_addr()?;
-    let sdk = local_sdk_config("us-east-1", "local", "local");
-    // The store is also the pusher's request ledger, so a request with an `id` is pushed once.
-    let (store, ledger): (Arc<Store>, Arc<dyn RequestLedger>) = match &config.store {
-        StoreChoice::Memory => {
-            let store = Arc::new(MemoryStore::new());
-            (store.clone(), store)
-        }
-        StoreChoice::DynamoDb { endpoint, table } => {
-            let client = aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .endpoint_url(endpoint)
-                    .build(),
-            );
-            let store = DynamoDbStore::new(client, table);
-            store
-                .ensure_table()
-                .await
-                .with_context(|| format!("creating table {table} on {endpoint}"))?;
-            let store = Arc::new(store);
-            (store.clone(), store)
-        }
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let gateway = ApiGatewayGateway::new(
-        &sdk,
-        &ApiGatewayConfig::new(format!("http://{address}/{}", config.stage)),
-    );
-    let state = Arc::new(AppState {
-        domain: address.to_string(),
-        registry: Registry::default(),
-        connections: ConnectionService::new(Arc::clone(&store), Arc::clone(&clock)),
-        subscriptions: SubscriptionService::new(
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            config.policy.clone(),
-        ),
-        pusher: PushService::new(
-            Arc::clone(&store),
-            Arc::new(gateway),
-            Arc::clone(&clock),
-            config.push,
-        )?
-        .with_ledger(ledger, LedgerConfig::default()),
-        faults: FaultInjector::new(config.faults.clone()),
-        virtuals: VirtualConnections::default(),
-        clock,
-        identity: IdentitySource {
-            token: config.token.clone(),
-            ..IdentitySource::default()
-        },
-        store,
-        config,
-    });
+    let state = Arc::new(AppState::build(config, address).await?);
     let stage = state.config.stage.clone();
-    let app = Router::new()
-        .route("/", get(management::demo_page))
-        .route("/notifications", post(management::notifications))
-        .route(
-            "/_local/virtual-connections",
-            get(management::virtual_tally).put(management::put_virtual_connections),
-        )
-        .route(&format!("/{stage}"), get(socket::upgrade))
-        .route(
-            &format!("/{stage}/@connections/{{id}}"),
-            post(management::post_to_connection)
-                .get(management::get_connection)
-                .delete(management::delete_connection),
-        )
-        .with_state(Arc::clone(&state));
+    let app = routes::router(Arc::clone(&state));
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(

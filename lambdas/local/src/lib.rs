@@ -10,14 +10,19 @@
 //! What must not: business rules. Everything wspush decides is decided by the handlers and
 //! services, exactly as in Lambda.
 
+mod config;
 mod events;
 mod faults;
 mod gateway;
 mod management;
 mod registry;
+mod routes;
 mod socket;
+mod state;
 mod virtuals;
 
+pub use config::{LocalConfig, StoreChoice};
 pub use faults::Faults;
-pub use gateway::{LocalConfig, RunningGateway, StoreChoice, start};
+pub use gateway::{RunningGateway, start};
+pub use state::Store;
 pub use virtuals::VirtualTally;

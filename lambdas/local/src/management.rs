@@ -16,8 +16,8 @@ use wspush_handlers::PusherError;
 use wspush_handlers::pusher::{deliver_text, delivery_answer};
 
 use crate::faults::Injected;
-use crate::gateway::AppState;
 use crate::registry::Outbound;
+use crate::state::AppState;
 
 /// An error as API Gateway answers it: the code in `x-amzn-ErrorType`, a JSON message.
 fn api_error(status: StatusCode, code: &'static str, message: Option<&str>) -> Response {

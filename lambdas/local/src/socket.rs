@@ -18,8 +18,8 @@ use wspush_handlers::connect::PROTOCOL_HEADER;
 use wspush_handlers::{handle_connect, handle_disconnect, handle_route};
 
 use crate::events::{self, EventContext};
-use crate::gateway::AppState;
 use crate::registry::{Live, Outbound, Registry, new_connection_id};
+use crate::state::AppState;
 
 /// What the gateway remembers of a socket for the events it builds.
 struct SocketInfo {

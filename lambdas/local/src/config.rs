@@ -1,0 +1,70 @@
+//! How the local gateway runs: its options, with API Gateway's limits as the defaults.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wspush_domain::SubscriptionPolicy;
+use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
+use wspush_handlers::token::TokenVerifier;
+use wspush_ports::PushConfig;
+
+use crate::faults::Faults;
+
+/// Where connections are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// In process memory (the default).
+    Memory,
+    /// A DynamoDB table (DynamoDB Local, say), created if missing.
+    DynamoDb {
+        /// The endpoint, such as `http://127.0.0.1:8000`.
+        endpoint: String,
+        /// The table.
+        table: String,
+    },
+}
+
+/// How the local gateway runs.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub address: SocketAddr,
+    /// The stage: sockets open at `/{stage}`, the management API is `/{stage}/@connections`.
+    pub stage: String,
+    /// The query-string parameter that plays the authorizer at `$connect` (local only;
+    /// ignored when tokens are required).
+    pub identity_param: String,
+    /// When set, `$connect` requires a valid token, exactly as the connect Lambda does with
+    /// `WSPUSH_JWT_*` set.
+    pub token: Option<Arc<TokenVerifier>>,
+    /// Where connections are kept.
+    pub store: StoreChoice,
+    /// Idle sockets are closed after this long (API Gateway: 10 minutes).
+    pub idle_timeout: Duration,
+    /// Every socket is closed after this long (API Gateway: 2 hours).
+    pub max_duration: Duration,
+    /// What `subscribe` allows.
+    pub policy: SubscriptionPolicy,
+    /// How the in-process pusher pushes.
+    pub push: PushConfig,
+    /// Injected faults and latency on `POST @connections`.
+    pub faults: Faults,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stage: "local".to_owned(),
+            identity_param: "user".to_owned(),
+            token: None,
+            store: StoreChoice::Memory,
+            idle_timeout: IDLE_TIMEOUT,
+            max_duration: MAX_CONNECTION_DURATION,
+            policy: SubscriptionPolicy::default(),
+            push: PushConfig::default(),
+            faults: Faults::default(),
+        }
+    }
+}

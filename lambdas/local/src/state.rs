@@ -1,0 +1,107 @@
+//! The local gateway's state: the options, the open sockets and the services, wired to the
+//! chosen store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use wspush_adapters::aws::local_sdk_config;
+use wspush_adapters::{
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, MemoryStore, SystemClock,
+};
+use wspush_handlers::IdentitySource;
+use wspush_ports::{
+    Clock, ConnectionService, ConnectionStore, LedgerConfig, PushService, RequestLedger,
+    SubscriptionService,
+};
+
+use crate::config::{LocalConfig, StoreChoice};
+use crate::faults::FaultInjector;
+use crate::registry::Registry;
+use crate::virtuals::VirtualConnections;
+
+/// The store behind the gateway, whichever it is.
+pub type Store = dyn ConnectionStore;
+
+/// Everything a request handler needs: the options, the open sockets, and the services the
+/// Lambdas would run, wired to the chosen store.
+pub(crate) struct AppState {
+    /// The options it was started with.
+    pub(crate) config: LocalConfig,
+    /// The `domainName` of the events (the listening address).
+    pub(crate) domain: String,
+    /// The open sockets.
+    pub(crate) registry: Registry,
+    pub(crate) store: Arc<Store>,
+    pub(crate) connections: ConnectionService<Store>,
+    pub(crate) subscriptions: SubscriptionService<Store>,
+    /// The in-process pusher, posting through the real `@connections` adapter to this
+    /// gateway's own management API.
+    pub(crate) pusher: PushService<Store, ApiGatewayGateway>,
+    /// What `POST @connections` answers besides delivering.
+    pub(crate) faults: FaultInjector,
+    pub(crate) virtuals: VirtualConnections,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// How `$connect` finds the caller's identity.
+    pub(crate) identity: IdentitySource,
+}
+
+impl AppState {
+    /// The state of a gateway listening on `address`: the store (created if missing), and
+    /// the services over it.
+    pub(crate) async fn build(config: LocalConfig, address: SocketAddr) -> anyhow::Result<Self> {
+        let sdk = local_sdk_config("us-east-1", "local", "local");
+        // The store is also the pusher's request ledger, so a request with an `id` is pushed once.
+        let (store, ledger): (Arc<Store>, Arc<dyn RequestLedger>) = match &config.store {
+            StoreChoice::Memory => {
+                let store = Arc::new(MemoryStore::new());
+                (store.clone(), store)
+            }
+            StoreChoice::DynamoDb { endpoint, table } => {
+                let client = aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::config::Builder::from(&sdk)
+                        .endpoint_url(endpoint)
+                        .build(),
+                );
+                let store = DynamoDbStore::new(client, table);
+                store
+                    .ensure_table()
+                    .await
+                    .with_context(|| format!("creating table {table} on {endpoint}"))?;
+                let store = Arc::new(store);
+                (store.clone(), store)
+            }
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let gateway = ApiGatewayGateway::new(
+            &sdk,
+            &ApiGatewayConfig::new(format!("http://{address}/{}", config.stage)),
+        );
+        Ok(AppState {
+            domain: address.to_string(),
+            registry: Registry::default(),
+            connections: ConnectionService::new(Arc::clone(&store), Arc::clone(&clock)),
+            subscriptions: SubscriptionService::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                config.policy.clone(),
+            ),
+            pusher: PushService::new(
+                Arc::clone(&store),
+                Arc::new(gateway),
+                Arc::clone(&clock),
+                config.push,
+            )?
+            .with_ledger(ledger, LedgerConfig::default()),
+            faults: FaultInjector::new(config.faults.clone()),
+            virtuals: VirtualConnections::default(),
+            clock,
+            identity: IdentitySource {
+                token: config.token.clone(),
+                ..IdentitySource::default()
+            },
+            store,
+            config,
+        })
+    }
+}
