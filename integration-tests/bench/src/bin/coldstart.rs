@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo lambda build --release -p wspush-connect -p wspush-disconnect -p wspush-subscribe -p wspush-pusher
-//! cargo run --release -p wspush-integration-tests --bin coldstart -- --runs 20
+//! cargo run --release -p wspush-bench --bin coldstart -- --runs 20
 //! ```
 //!
 //! Each run starts `target/lambda/<name>/bootstrap` as Lambda would, against a local stub of
@@ -25,16 +25,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::mpsc;
+use wspush_handlers::settings::names;
 use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
 
-const CONNECT: &str = include_str!("../../../lambdas/handlers/tests/fixtures/connect.json");
-const SUBSCRIBE: &str = include_str!("../../../lambdas/handlers/tests/fixtures/subscribe.json");
-const DISCONNECT: &str = include_str!("../../../lambdas/handlers/tests/fixtures/disconnect.json");
+const CONNECT: &str = include_str!("../../../../lambdas/handlers/tests/fixtures/connect.json");
+const SUBSCRIBE: &str = include_str!("../../../../lambdas/handlers/tests/fixtures/subscribe.json");
+const DISCONNECT: &str =
+    include_str!("../../../../lambdas/handlers/tests/fixtures/disconnect.json");
 const CONNECT_WITHOUT_IDENTITY: &str =
-    include_str!("../../../lambdas/handlers/tests/fixtures/connect-without-identity.json");
+    include_str!("../../../../lambdas/handlers/tests/fixtures/connect-without-identity.json");
 const PUSH: &str = r#"{"users":["u-1"],"data":{"hello":"world"}}"#;
 const TEST_RSA_KEY: &[u8] =
-    include_bytes!("../../../lambdas/handlers/tests/fixtures/keys/rsa-test-only.der");
+    include_bytes!("../../../../lambdas/handlers/tests/fixtures/keys/rsa-test-only.der");
 
 /// A JWKS of the test RSA key, and a `$connect` event carrying a valid RS256 token from it.
 fn rs256_connect() -> anyhow::Result<(String, String)> {
@@ -161,9 +163,9 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|");
     let (jwks, token_event) = rs256_connect()?;
     let token_env = [
-        ("WSPUSH_JWT_JWKS", jwks.as_str()),
-        ("WSPUSH_JWT_ISSUER", "coldstart"),
-        ("WSPUSH_JWT_AUDIENCE", "wspush"),
+        (names::JWT_JWKS, jwks.as_str()),
+        (names::JWT_ISSUER, "coldstart"),
+        (names::JWT_AUDIENCE, "wspush"),
     ];
     for (label, name, event, extra_env) in [
         ("connect", "connect", CONNECT, &[][..]),
@@ -205,10 +207,10 @@ async fn main() -> anyhow::Result<()> {
                 .env("AWS_SECRET_ACCESS_KEY", "wspushtests")
                 .env("AWS_EC2_METADATA_DISABLED", "true")
                 .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb.endpoint)
-                .env("WSPUSH_TABLE", dynamodb.store.table())
+                .env(names::TABLE, dynamodb.store.table())
                 // As deployed: the pusher builds its continuation queue's client at cold
                 // start (it sends nothing unless a push is continued).
-                .env("WSPUSH_QUEUE_URL", format!("http://{address}/queue"))
+                .env(names::QUEUE_URL, format!("http://{address}/queue"))
                 .env(
                     "WSPUSH_MANAGEMENT_ENDPOINT",
                     format!("http://{address}/prod"),

@@ -1,0 +1,119 @@
+//! The child process: one measured push, with its own CPU time and memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::time::{TimeVal, TimeValLike};
+use serde::{Deserialize, Serialize};
+use wspush_adapters::aws::local_sdk_config;
+use wspush_adapters::{
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, MemoryStore, SystemClock,
+};
+use wspush_integration_tests::dynamodb_local::{CallCounter, client};
+use wspush_ports::{ConnectionStore, PushConfig, PushService};
+
+use crate::audience::{MEASURED, WARM_UP};
+use crate::{PushArgs, StoreKind};
+
+/// What one push measured, as the child prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Measurement {
+    pub(crate) wall_us: u64,
+    pub(crate) user_us: u64,
+    pub(crate) system_us: u64,
+    pub(crate) rss_before_kb: u64,
+    pub(crate) peak_rss_kb: u64,
+    pub(crate) delivered: usize,
+    pub(crate) store_calls: usize,
+}
+
+impl Measurement {
+    pub(crate) fn cpu_us_per_message(&self) -> f64 {
+        (self.user_us + self.system_us) as f64 / self.delivered.max(1) as f64
+    }
+}
+
+/// The child: builds the store and the pusher, then measures one push.
+pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
+    let calls = CallCounter::default();
+    let store: Arc<dyn ConnectionStore> = match args.store {
+        StoreKind::Memory => {
+            let store = MemoryStore::new();
+            MEASURED.load(&store, args.connections, 1).await?;
+            if args.warm_up {
+                WARM_UP.load(&store, args.in_flight, 1).await?;
+            }
+            Arc::new(store)
+        }
+        StoreKind::DynamoDb => {
+            let endpoint = args.dynamodb_endpoint.context("--dynamodb-endpoint")?;
+            let table = args.table.context("--table")?;
+            Arc::new(DynamoDbStore::new(client(&endpoint, calls.clone()), table))
+        }
+    };
+    let sdk = local_sdk_config("us-east-1", "bench", "bench");
+    let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(args.management_endpoint));
+    let pusher = PushService::new(
+        store,
+        Arc::new(gateway),
+        Arc::new(SystemClock),
+        PushConfig {
+            max_in_flight: args.in_flight,
+            // None by default: the ideal `ceil(N / C) x L` has no rate ceiling. (At C / L =
+            // 12,800 posts/s, the Lambda's default of 8,000/s would bind instead.)
+            max_posts_per_second: args.max_posts_per_second,
+            ..PushConfig::default()
+        },
+    )?;
+    let request = MEASURED.request()?;
+    if args.warm_up {
+        let report = pusher.push(&WARM_UP.request()?).await;
+        ensure!(
+            report.is_complete(),
+            "the warm-up push was not complete: {report:?}"
+        );
+        calls.reset();
+    }
+
+    let rss_before_kb = resident_kb("VmRSS")?;
+    let before = getrusage(UsageWho::RUSAGE_SELF)?;
+    let started = Instant::now();
+    let report = pusher.push(&request).await;
+    let wall = started.elapsed();
+    let after = getrusage(UsageWho::RUSAGE_SELF)?;
+
+    ensure!(
+        report.is_complete() && report.delivered == args.connections,
+        "the push was not complete: {report:?}"
+    );
+    Ok(Measurement {
+        wall_us: micros(wall),
+        user_us: cpu_us(after.user_time()).saturating_sub(cpu_us(before.user_time())),
+        system_us: cpu_us(after.system_time()).saturating_sub(cpu_us(before.system_time())),
+        rss_before_kb,
+        // Linux reports `ru_maxrss` in kilobytes.
+        peak_rss_kb: u64::try_from(after.max_rss())?,
+        delivered: report.delivered,
+        store_calls: calls.total(),
+    })
+}
+
+pub(crate) fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn cpu_us(time: TimeVal) -> u64 {
+    u64::try_from(time.num_microseconds()).unwrap_or(0)
+}
+
+/// A `kB` line of `/proc/self/status`, such as `VmRSS`.
+pub(crate) fn resident_kb(field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/self/status"))
+}

@@ -1,0 +1,130 @@
+//! The suite: for each size and store, fresh child processes, checked against the gateway's
+//! tally.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
+use wspush_local::{Faults, LocalConfig, start};
+
+use crate::audience::{MEASURED, WARM_UP};
+use crate::child::Measurement;
+use crate::output::{Row, plot, print_table};
+use crate::{StoreKind, Suite};
+
+pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
+    ensure!(
+        suite.runs > 0 && suite.in_flight > 0,
+        "--runs and --in-flight must be at least 1"
+    );
+    let executable = std::env::current_exe()?;
+    let gateway = start(LocalConfig {
+        stage: "bench".to_owned(),
+        faults: Faults {
+            latency: Duration::from_millis(suite.latency_ms),
+            ..Faults::default()
+        },
+        ..LocalConfig::default()
+    })
+    .await?;
+    eprintln!(
+        "gateway at {} with {} ms per post; {} posts in flight",
+        gateway.management_endpoint(),
+        suite.latency_ms,
+        suite.in_flight
+    );
+
+    let mut rows = Vec::new();
+    for &store in &suite.stores {
+        for &connections in &suite.sizes {
+            let fixture = match store {
+                StoreKind::Memory => None,
+                StoreKind::DynamoDb => {
+                    let fixture = DynamoDbFixture::new().await;
+                    let started = Instant::now();
+                    MEASURED.load(&fixture.store, connections, 32).await?;
+                    if !suite.cold_pool {
+                        WARM_UP.load(&fixture.store, suite.in_flight, 32).await?;
+                    }
+                    eprintln!(
+                        "loaded {connections} connections into DynamoDB Local in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    Some(fixture)
+                }
+            };
+            let mut row = Row {
+                store,
+                connections,
+                runs: Vec::new(),
+            };
+            for run in 1..=suite.runs {
+                let warm_up = if suite.cold_pool { 0 } else { suite.in_flight };
+                gateway.set_virtual_connections(
+                    (0..connections)
+                        .map(|index| MEASURED.id(index))
+                        .chain((0..warm_up).map(|index| WARM_UP.id(index))),
+                );
+                let mut command = tokio::process::Command::new(&executable);
+                command
+                    .args(["push", "--store", store.name()])
+                    .args(["--connections", &connections.to_string()])
+                    .args(["--in-flight", &suite.in_flight.to_string()])
+                    .args(["--management-endpoint", &gateway.management_endpoint()]);
+                if suite.multi_thread {
+                    command.arg("--multi-thread");
+                }
+                if !suite.cold_pool {
+                    command.arg("--warm-up");
+                }
+                if let Some(rate) = suite.max_posts_per_second {
+                    command.args(["--max-posts-per-second", &rate.to_string()]);
+                }
+                if let Some(fixture) = &fixture {
+                    command
+                        .args(["--dynamodb-endpoint", &fixture.endpoint])
+                        .args(["--table", fixture.store.table()]);
+                }
+                let output = command
+                    .stderr(Stdio::inherit())
+                    .kill_on_drop(true)
+                    .output()
+                    .await
+                    .context("running a push")?;
+                if !output.status.success() {
+                    bail!("the push child failed: {}", output.status);
+                }
+                let measurement: Measurement = serde_json::from_slice(&output.stdout)
+                    .context("reading the push child's measurement")?;
+                let tally = gateway.virtual_tally();
+                ensure!(
+                    tally.exactly_once == connections + warm_up
+                        && tally.messages == (connections + warm_up) as u64,
+                    "the gateway did not see every connection reached exactly once: {tally:?}"
+                );
+                eprintln!(
+                    "{} N={connections} run {run}: {:.1} ms, {:.1} us CPU/message, peak RSS {:.1} MB",
+                    store.name(),
+                    measurement.wall_us as f64 / 1000.0,
+                    measurement.cpu_us_per_message(),
+                    measurement.peak_rss_kb as f64 / 1024.0
+                );
+                row.runs.push(measurement);
+            }
+            if let Some(fixture) = fixture {
+                fixture.finish().await;
+            }
+            rows.push(row);
+        }
+    }
+    gateway.shutdown().await?;
+
+    print_table(&suite, &rows);
+    if let Some(parent) = suite.plot.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    plot(&suite, &rows)?;
+    eprintln!("plot: {}", suite.plot.display());
+    Ok(())
+}
