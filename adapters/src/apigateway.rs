@@ -30,11 +30,6 @@ pub struct ApiGatewayConfig {
 }
 
 impl ApiGatewayConfig {
-    /// The variable that names the management endpoint (wins over the WebSocket URL).
-    pub const ENDPOINT_VAR: &'static str = "WSPUSH_MANAGEMENT_ENDPOINT";
-    /// The variable that holds the API's `wss://` stage URL, from which the endpoint follows.
-    pub const WEBSOCKET_URL_VAR: &'static str = "WSPUSH_WEBSOCKET_URL";
-
     /// A configuration for `endpoint` with the default timeouts.
     pub fn new(endpoint: impl Into<String>) -> Self {
         Self {
@@ -43,43 +38,6 @@ impl ApiGatewayConfig {
             call_timeout: Duration::from_secs(5),
         }
     }
-
-    /// Reads [`Self::ENDPOINT_VAR`], or else [`Self::WEBSOCKET_URL_VAR`].
-    pub fn from_env() -> anyhow::Result<Self> {
-        if let Ok(endpoint) = std::env::var(Self::ENDPOINT_VAR) {
-            anyhow::ensure!(
-                endpoint.starts_with("https://") || endpoint.starts_with("http://"),
-                "{} must be an http(s) URL, got {endpoint:?}",
-                Self::ENDPOINT_VAR
-            );
-            return Ok(Self::new(endpoint.trim_end_matches('/')));
-        }
-        match std::env::var(Self::WEBSOCKET_URL_VAR) {
-            Ok(url) => Ok(Self::new(management_endpoint(&url).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} must be a ws:// or wss:// URL, got {url:?}",
-                    Self::WEBSOCKET_URL_VAR
-                )
-            })?)),
-            Err(_) => anyhow::bail!(
-                "set {} (the @connections endpoint) or {} (the API's wss:// stage URL)",
-                Self::ENDPOINT_VAR,
-                Self::WEBSOCKET_URL_VAR
-            ),
-        }
-    }
-}
-
-/// The management endpoint of a WebSocket stage URL: `wss://host/stage` becomes
-/// `https://host/stage` (and `ws://` becomes `http://`, for the local gateway).
-pub fn management_endpoint(websocket_url: &str) -> Option<String> {
-    let (scheme, rest) = websocket_url.split_once("://")?;
-    let scheme = match scheme {
-        "wss" => "https",
-        "ws" => "http",
-        _ => return None,
-    };
-    (!rest.is_empty()).then(|| format!("{scheme}://{}", rest.trim_end_matches('/')))
 }
 
 /// A [`ConnectionGateway`] on API Gateway's Management API.
@@ -189,29 +147,5 @@ where
         GatewayError::Unknown(
             anyhow::Error::new(error).context("API Gateway Management API request failed"),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_wss_stage_url_gives_its_https_management_endpoint() {
-        assert_eq!(
-            management_endpoint("wss://abc123.execute-api.eu-west-1.amazonaws.com/prod/"),
-            Some("https://abc123.execute-api.eu-west-1.amazonaws.com/prod".to_owned())
-        );
-        assert_eq!(
-            management_endpoint("ws://127.0.0.1:8080/local"),
-            Some("http://127.0.0.1:8080/local".to_owned())
-        );
-    }
-
-    #[test]
-    fn a_url_that_is_not_a_websocket_url_gives_no_endpoint() {
-        assert_eq!(management_endpoint("https://example.com/prod"), None);
-        assert_eq!(management_endpoint("wss://"), None);
-        assert_eq!(management_endpoint("example.com"), None);
     }
 }

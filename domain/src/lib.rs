@@ -12,6 +12,7 @@ pub mod audience;
 pub mod builder;
 pub mod connection;
 pub mod continuation;
+pub mod endpoint;
 pub mod grants;
 pub mod ids;
 pub mod limits;

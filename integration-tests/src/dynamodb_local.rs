@@ -116,7 +116,7 @@ fn table_name() -> String {
 }
 
 async fn find_endpoint() -> (String, Option<ContainerAsync<DynamoDb>>) {
-    if let Ok(endpoint) = std::env::var(ENDPOINT_VAR) {
+    if let Some(endpoint) = crate::local_process::given_endpoint(ENDPOINT_VAR) {
         return (endpoint, None);
     }
     // Whether a Docker engine answered the first time we asked; asked once per binary.

@@ -7,7 +7,6 @@
 //! local component can answer.
 
 pub mod dynamodb_local;
-pub mod http;
 pub mod local_process;
 pub mod moto;
 pub mod store_contract;

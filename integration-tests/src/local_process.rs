@@ -22,6 +22,12 @@ pub fn repository_root() -> std::path::PathBuf {
         .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf)
 }
 
+/// The endpoint of an already running component, when the variable `var` names one
+/// (`DYNAMODB_ENDPOINT`, `MOTO_ENDPOINT`): the one place the harness reads the environment.
+pub fn given_endpoint(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")

@@ -21,7 +21,7 @@ pub const ENDPOINT_VAR: &str = "MOTO_ENDPOINT";
 ///
 /// When moto can be neither found nor started.
 pub fn endpoint() -> String {
-    if let Ok(endpoint) = std::env::var(ENDPOINT_VAR) {
+    if let Some(endpoint) = crate::local_process::given_endpoint(ENDPOINT_VAR) {
         return endpoint;
     }
     static MOTO: OnceLock<LocalProcess> = OnceLock::new();

@@ -29,7 +29,7 @@ pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
 pub use report::{FailedDelivery, FailureReason, PushReport, Stop};
-pub use services::connections::{ConnectionService, ServiceError};
+pub use services::connections::{ConnectionService, PruneError, PruneReport, ServiceError};
 pub use services::push::{
     ContinuationConfig, Delivery, DeliveryContext, DeliveryFailure, EnqueueFailure, LedgerConfig,
     PushConfig, PushConfigError, PushService, ScatterConfig, Shortfall,

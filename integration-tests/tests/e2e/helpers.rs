@@ -185,7 +185,7 @@ pub async fn http(
     path: &str,
     body: &[u8],
 ) -> (u16, String) {
-    wspush_integration_tests::http::request(address, method, path, body)
+    wspush_local::client::request(&address.to_string(), method, path, body)
         .await
         .expect("an HTTP answer from the local gateway")
 }

@@ -9,15 +9,13 @@ use std::sync::Arc;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
-use wspush_handlers::{handle_connect, settings::Settings};
+use wspush_handlers::{handle_connect, settings::ConnectSettings};
 use wspush_ports::ConnectionService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = Settings::from_env();
-    let table = settings.table()?;
-    let identity = settings.identity()?;
+    let ConnectSettings { table, identity } = ConnectSettings::from_env()?;
     if let Some(verifier) = &identity.token {
         lambda_runtime::tracing::info!(?verifier, "tokens are required at $connect");
     } else if let Some(param) = &identity.insecure_query_param {

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
-use wspush_handlers::{handle_disconnect, settings::Settings};
+use wspush_handlers::{handle_disconnect, settings::DisconnectSettings};
 use wspush_ports::ConnectionService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let table = Settings::from_env().table()?;
+    let DisconnectSettings { table } = DisconnectSettings::from_env()?;
     let sdk = load_sdk_config().await;
     let store = Arc::new(DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),

@@ -10,6 +10,7 @@
 //! What must not: business rules. Everything wspush decides is decided by the handlers and
 //! services, exactly as in Lambda.
 
+pub mod client;
 mod config;
 mod events;
 mod faults;

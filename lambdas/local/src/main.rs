@@ -26,10 +26,10 @@ use wspush_ports::PushConfig;
 )]
 struct Args {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "WSPUSH_LOCAL_HOST")]
+    #[arg(long, default_value = "127.0.0.1", env = settings::LOCAL_HOST)]
     host: std::net::IpAddr,
     /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8080, env = "WSPUSH_LOCAL_PORT")]
+    #[arg(long, default_value_t = 8080, env = settings::LOCAL_PORT)]
     port: u16,
     /// The stage: sockets open at /<stage>, the management API is /<stage>/@connections.
     #[arg(long, default_value = "local")]
@@ -50,35 +50,35 @@ struct Args {
     #[arg(long, default_value_t = 7200)]
     max_duration_secs: u64,
     /// Comma-separated topic namespaces connections may subscribe to (default: any).
-    #[arg(long, value_delimiter = ',', env = "WSPUSH_ALLOWED_NAMESPACES")]
+    #[arg(long, value_delimiter = ',', env = settings::ALLOWED_NAMESPACES)]
     allowed_namespaces: Vec<String>,
     /// The most subscriptions one connection may hold.
     #[arg(
         long,
         default_value_t = 100,
-        env = "WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+        env = settings::MAX_SUBSCRIPTIONS
     )]
     max_subscriptions_per_connection: usize,
     /// The most topics one subscribe message may name.
-    #[arg(long, default_value_t = 20, env = "WSPUSH_MAX_TOPICS_PER_MESSAGE")]
+    #[arg(long, default_value_t = 20, env = settings::MAX_TOPICS_PER_MESSAGE)]
     max_topics_per_message: usize,
     /// Require an HS256 token at $connect, signed with this secret (at least 32 bytes).
-    #[arg(long, env = "WSPUSH_JWT_HS256_SECRET", hide_env_values = true)]
+    #[arg(long, env = settings::JWT_HS256_SECRET, hide_env_values = true)]
     jwt_hs256_secret: Option<String>,
     /// Require an RS256 / ES256 token at $connect, verified with this JWKS file's keys.
     #[arg(long, conflicts_with = "jwt_hs256_secret")]
     jwt_jwks_file: Option<std::path::PathBuf>,
     /// The issuer (`iss`) tokens must have.
-    #[arg(long, env = "WSPUSH_JWT_ISSUER")]
+    #[arg(long, env = settings::JWT_ISSUER)]
     jwt_issuer: Option<String>,
     /// The audience tokens' `aud` must include.
-    #[arg(long, env = "WSPUSH_JWT_AUDIENCE")]
+    #[arg(long, env = settings::JWT_AUDIENCE)]
     jwt_audience: Option<String>,
     /// The claim listing the topics a token grants, or `off`.
-    #[arg(long, default_value = "topics", env = "WSPUSH_JWT_TOPICS_CLAIM")]
+    #[arg(long, default_value = "topics", env = settings::JWT_TOPICS_CLAIM)]
     jwt_topics_claim: String,
     /// Seconds of clock skew allowed on a token's `exp` and `nbf` (at most 300).
-    #[arg(long, default_value_t = 30, env = "WSPUSH_JWT_LEEWAY_SECONDS")]
+    #[arg(long, default_value_t = 30, env = settings::JWT_LEEWAY_SECONDS)]
     jwt_leeway_secs: u64,
     /// PostToConnection calls each push keeps in flight.
     #[arg(long, default_value_t = 256)]

@@ -17,7 +17,7 @@ use wspush_adapters::{
     ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, EmfMetrics, SqsPublisher, SystemClock,
     aws::load_sdk_config,
 };
-use wspush_handlers::{handle_invocation, settings::Settings};
+use wspush_handlers::{handle_invocation, settings::PusherSettings};
 use wspush_ports::PushService;
 
 // One thread: the pusher waits on the network, and a Lambda below 1,769 MB has at most one
@@ -26,34 +26,30 @@ use wspush_ports::PushService;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = Settings::from_env();
-    let table = settings.table()?;
-    let push_config = settings.push_config()?;
-    let continuation_config = settings.continuation_config()?;
-    let ledger_config = settings.ledger_config()?;
-    let gateway_config = ApiGatewayConfig::from_env()?;
+    let settings = PusherSettings::from_env()?;
     let sdk = load_sdk_config().await;
     let store = Arc::new(DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
-        table,
+        settings.table,
     ));
-    let gateway = Arc::new(ApiGatewayGateway::new(&sdk, &gateway_config));
+    let gateway = Arc::new(ApiGatewayGateway::new(
+        &sdk,
+        &ApiGatewayConfig::new(settings.management_endpoint),
+    ));
     let mut service = PushService::new(
         Arc::clone(&store),
         gateway,
         Arc::new(SystemClock),
-        push_config,
+        settings.push,
     )?;
-    if let Some(queue_url) = settings.queue_url() {
+    if let Some((queue_url, continuation_config)) = settings.continuations {
         let queue = Arc::new(SqsPublisher::new(&sdk, queue_url));
         service = service.with_continuations(queue, continuation_config);
     }
-    if let Some(ledger_config) = ledger_config {
+    if let Some(ledger_config) = settings.ledger {
         service = service.with_ledger(store, ledger_config);
     }
-    if let Some(namespace) = settings.metrics_namespace()? {
-        let function =
-            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "pusher".into());
+    if let Some((namespace, function)) = settings.metrics {
         service = service.with_observer(Arc::new(EmfMetrics::stdout(namespace, function)));
     }
     let service = &service;

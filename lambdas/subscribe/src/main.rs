@@ -8,15 +8,13 @@ use std::sync::Arc;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
-use wspush_handlers::{handle_route, settings::Settings};
+use wspush_handlers::{handle_route, settings::SubscribeSettings};
 use wspush_ports::SubscriptionService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = Settings::from_env();
-    let table = settings.table()?;
-    let policy = settings.subscription_policy()?;
+    let SubscribeSettings { table, policy } = SubscribeSettings::from_env()?;
     let sdk = load_sdk_config().await;
     let store = Arc::new(DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),

@@ -1,0 +1,135 @@
+//! What each function reads, named once: one struct per function, read whole at cold start.
+
+use wspush_domain::SubscriptionPolicy;
+use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig};
+
+use crate::connect::IdentitySource;
+use crate::settings::names::FUNCTION_NAME;
+use crate::settings::{Settings, SettingsError};
+
+/// What the connect function reads: the table, and where the user's identity comes from.
+#[derive(Debug)]
+pub struct ConnectSettings {
+    /// The connections table.
+    pub table: String,
+    /// A token, or the authorizer.
+    pub identity: IdentitySource,
+}
+
+impl ConnectSettings {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::read(&Settings::from_env())
+    }
+
+    /// Through `settings`.
+    pub fn read<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+    ) -> Result<Self, SettingsError> {
+        Ok(Self {
+            table: settings.table()?,
+            identity: settings.identity()?,
+        })
+    }
+}
+
+/// What the disconnect function reads: the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisconnectSettings {
+    /// The connections table.
+    pub table: String,
+}
+
+impl DisconnectSettings {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::read(&Settings::from_env())
+    }
+
+    /// Through `settings`.
+    pub fn read<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+    ) -> Result<Self, SettingsError> {
+        Ok(Self {
+            table: settings.table()?,
+        })
+    }
+}
+
+/// What the subscribe function reads: the table and the subscription policy.
+#[derive(Debug, Clone)]
+pub struct SubscribeSettings {
+    /// The connections table.
+    pub table: String,
+    /// What `subscribe` allows.
+    pub policy: SubscriptionPolicy,
+}
+
+impl SubscribeSettings {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::read(&Settings::from_env())
+    }
+
+    /// Through `settings`.
+    pub fn read<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+    ) -> Result<Self, SettingsError> {
+        Ok(Self {
+            table: settings.table()?,
+            policy: settings.subscription_policy()?,
+        })
+    }
+}
+
+/// What the pusher reads.
+#[derive(Debug, Clone)]
+pub struct PusherSettings {
+    /// The connections table (also the request ledger).
+    pub table: String,
+    /// The `@connections` management endpoint.
+    pub management_endpoint: String,
+    /// How pushes fan out.
+    pub push: PushConfig,
+    /// The notification queue's URL and how continuations are made; `None` without a queue.
+    pub continuations: Option<(String, ContinuationConfig)>,
+    /// How the ledger is used; `None` when it is turned off.
+    pub ledger: Option<LedgerConfig>,
+    /// Where the EMF metrics go: the namespace and the function's name; `None` when off.
+    pub metrics: Option<(String, String)>,
+}
+
+impl PusherSettings {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::read(&Settings::from_env())
+    }
+
+    /// Through `settings`.
+    pub fn read<F: Fn(&str) -> Option<String>>(
+        settings: &Settings<F>,
+    ) -> Result<Self, SettingsError> {
+        let table = settings.table()?;
+        let push = settings.push_config()?;
+        // Read (and checked) even without a queue, so that a typo shows before one is added.
+        let continuation_config = settings.continuation_config()?;
+        let ledger = settings.ledger_config()?;
+        let management_endpoint = settings.management_endpoint()?;
+        let metrics = settings.metrics_namespace()?.map(|namespace| {
+            let function = settings
+                .get(FUNCTION_NAME)
+                .unwrap_or_else(|| "pusher".to_owned());
+            (namespace, function)
+        });
+        Ok(Self {
+            table,
+            management_endpoint,
+            push,
+            continuations: settings
+                .queue_url()
+                .map(|queue_url| (queue_url, continuation_config)),
+            ledger,
+            metrics,
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Typed settings, read once at cold start from the environment: the one place where each
+//! function's configuration is named and read.
+//!
+//! Every function reads its settings through a lookup (`std::env::var` in production, a map
+//! in tests); a missing or malformed variable fails the cold start with its name. What each
+//! function reads is one struct: [`ConnectSettings`], [`DisconnectSettings`],
+//! [`SubscribeSettings`], [`PusherSettings`]; the variables' names are in [`names`] (and
+//! re-exported here), and `deploy/template.yaml` sets the same names.
+
+use std::str::FromStr;
+
+mod functions;
+mod identity;
+pub mod names;
+mod policy;
+mod push;
+#[cfg(test)]
+mod tests;
+
+pub use functions::{ConnectSettings, DisconnectSettings, PusherSettings, SubscribeSettings};
+pub use names::*;
+
+/// A setting that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// Neither of two variables, one of which is required, is set.
+    #[error("set {key} ({what}) or {or_key} ({or_what})")]
+    MissingEither {
+        /// The first variable.
+        key: &'static str,
+        /// What it holds.
+        what: &'static str,
+        /// The other.
+        or_key: &'static str,
+        /// What that one holds.
+        or_what: &'static str,
+    },
+    /// A variable's value cannot be used.
+    #[error("environment variable {key}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+/// Reads variables through `lookup`.
+pub struct Settings<F> {
+    lookup: F,
+}
+
+impl Settings<fn(&str) -> Option<String>> {
+    /// Settings from the process environment.
+    pub fn from_env() -> Self {
+        Settings {
+            lookup: |key| std::env::var(key).ok(),
+        }
+    }
+}
+impl<F: Fn(&str) -> Option<String>> Settings<F> {
+    /// Settings from `lookup` (a map in tests).
+    pub fn from_lookup(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        (self.lookup)(key).filter(|value| !value.trim().is_empty())
+    }
+
+    /// Whether `key` is set to `off` (a feature with a default, turned off).
+    pub(crate) fn is_off(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|value| value.trim() == "off")
+    }
+
+    /// A required variable.
+    pub fn required(&self, key: &'static str) -> Result<String, SettingsError> {
+        self.get(key).ok_or(SettingsError::Missing(key))
+    }
+
+    /// A number, `default` when unset; 0 is refused.
+    pub fn positive<T>(&self, key: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T: FromStr + PartialEq + Default,
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
+        let invalid = |reason: String| SettingsError::Invalid {
+            key,
+            value: value.clone(),
+            reason,
+        };
+        let number = value
+            .trim()
+            .parse::<T>()
+            .map_err(|error| invalid(error.to_string()))?;
+        if number == T::default() {
+            return Err(invalid("must be at least 1".into()));
+        }
+        Ok(number)
+    }
+
+    /// A number, `default` when unset; 0 is allowed.
+    pub fn number<T>(&self, key: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
+        value
+            .trim()
+            .parse::<T>()
+            .map_err(|error| SettingsError::Invalid {
+                key,
+                value: value.clone(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// The table name ([`TABLE`]).
+    pub fn table(&self) -> Result<String, SettingsError> {
+        self.required(TABLE)
+    }
+}

@@ -1,0 +1,75 @@
+//! The names of the environment variables the functions read: spelled here once. The
+//! template (`deploy/template.yaml`) sets them; the CLI and the local gateway take the same
+//! names for the same things.
+
+/// The DynamoDB table.
+pub const TABLE: &str = "WSPUSH_TABLE";
+/// The key of the authorizer context that holds the user's ID (default `principalId`).
+pub const IDENTITY_KEY: &str = "WSPUSH_IDENTITY_KEY";
+/// INSECURE, for development only: the query-string parameter a client may name its user
+/// in when the authorizer gives none. Unset in any deployment.
+pub const INSECURE_IDENTITY_PARAM: &str = "WSPUSH_INSECURE_DEV_IDENTITY_PARAM";
+/// The HS256 secret `$connect` verifies tokens with (at least 32 bytes); set this or
+/// [`JWT_JWKS`] to require a token.
+pub const JWT_HS256_SECRET: &str = "WSPUSH_JWT_HS256_SECRET";
+/// A JWKS document (JSON) of the RS256 / ES256 public keys `$connect` verifies tokens with.
+pub const JWT_JWKS: &str = "WSPUSH_JWT_JWKS";
+/// The issuer (`iss`) tokens must have; required with a secret or JWKS.
+pub const JWT_ISSUER: &str = "WSPUSH_JWT_ISSUER";
+/// The audience tokens' `aud` must include; required with a secret or JWKS.
+pub const JWT_AUDIENCE: &str = "WSPUSH_JWT_AUDIENCE";
+/// The claim listing the topics a token grants (default `topics`; `off` to leave topics to
+/// the subscription policy alone).
+pub const JWT_TOPICS_CLAIM: &str = "WSPUSH_JWT_TOPICS_CLAIM";
+/// Seconds of clock skew allowed on `exp` and `nbf` (default 30, at most 300).
+pub const JWT_LEEWAY_SECONDS: &str = "WSPUSH_JWT_LEEWAY_SECONDS";
+/// Comma-separated topic namespaces connections may subscribe to; unset or empty for any.
+pub const ALLOWED_NAMESPACES: &str = "WSPUSH_ALLOWED_NAMESPACES";
+/// The most subscriptions one connection may hold (default 100).
+pub const MAX_SUBSCRIPTIONS: &str = "WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION";
+/// The most topics one subscribe message may name (default 20).
+pub const MAX_TOPICS_PER_MESSAGE: &str = "WSPUSH_MAX_TOPICS_PER_MESSAGE";
+/// The most posts in flight per push (default 256).
+pub const MAX_IN_FLIGHT: &str = "WSPUSH_MAX_IN_FLIGHT";
+/// Connections per store page (default 500).
+pub const PAGE_SIZE: &str = "WSPUSH_PAGE_SIZE";
+/// Segments a broadcast is read in (default 4).
+pub const BROADCAST_SEGMENTS: &str = "WSPUSH_BROADCAST_SEGMENTS";
+
+/// The most posts per second of one pusher instance (default 8,000; `off` for no ceiling).
+pub const MAX_POSTS_PER_SECOND: &str = "WSPUSH_MAX_POSTS_PER_SECOND";
+/// The CloudWatch namespace of the pusher's metrics (default `wspush`; `off` writes none).
+pub const METRICS_NAMESPACE: &str = "WSPUSH_METRICS_NAMESPACE";
+
+/// The SQS queue URL the pusher enqueues continuations to (the notification queue); unset
+/// for none: a push that cannot finish is then reported failed whole.
+pub const QUEUE_URL: &str = "WSPUSH_QUEUE_URL";
+/// How many times connections that still fail after their retries are re-enqueued
+/// (default 3; 0 reports the request failed at once).
+pub const MAX_GENERATIONS: &str = "WSPUSH_MAX_GENERATIONS";
+/// Milliseconds before the Lambda deadline at which a push stops starting posts and hands
+/// the rest on (default 10,000).
+pub const DEADLINE_MARGIN_MS: &str = "WSPUSH_DEADLINE_MARGIN_MS";
+/// A broadcast is scattered once it has read more than this many connections (default
+/// 10,000; `off` never scatters).
+pub const SCATTER_ABOVE: &str = "WSPUSH_SCATTER_ABOVE";
+/// The segments a scattered broadcast is split into (default 16).
+pub const SCATTER_SEGMENTS: &str = "WSPUSH_SCATTER_SEGMENTS";
+/// Seconds a completed request is remembered to skip its redeliveries (default 86,400;
+/// `off` for no ledger).
+pub const IDEMPOTENCY_TTL_SECONDS: &str = "WSPUSH_IDEMPOTENCY_TTL_SECONDS";
+/// The `@connections` management endpoint (wins over [`WEBSOCKET_URL`]).
+pub const MANAGEMENT_ENDPOINT: &str = "WSPUSH_MANAGEMENT_ENDPOINT";
+/// The API's `wss://` stage URL, from which the management endpoint follows.
+pub const WEBSOCKET_URL: &str = "WSPUSH_WEBSOCKET_URL";
+/// The function's name, set by Lambda: the metrics' `Function` dimension.
+pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// The SNS topic the CLI publishes to (`wspush notify --via sns`).
+pub const TOPIC_ARN: &str = "WSPUSH_TOPIC_ARN";
+/// The local gateway the CLI talks to (`wspush notify --via local`).
+pub const LOCAL_URL: &str = "WSPUSH_LOCAL_URL";
+/// The local gateway's listening host.
+pub const LOCAL_HOST: &str = "WSPUSH_LOCAL_HOST";
+/// The local gateway's listening port.
+pub const LOCAL_PORT: &str = "WSPUSH_LOCAL_PORT";

@@ -1,0 +1,260 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use wspush_domain::SubscriptionPolicy;
+use wspush_ports::{PushConfig, ScatterConfig};
+
+use super::*;
+
+fn settings(pairs: &[(&str, &str)]) -> Settings<impl Fn(&str) -> Option<String>> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Settings::from_lookup(move |key| map.get(key).cloned())
+}
+
+#[test]
+fn the_post_rate_defaults_below_the_account_throttle_and_can_be_set_or_turned_off() {
+    let rate = |pairs: &[(&str, &str)]| {
+        settings(pairs)
+            .push_config()
+            .map(|c| c.max_posts_per_second)
+    };
+
+    assert_eq!(rate(&[]), Ok(Some(8_000)));
+    assert_eq!(rate(&[(MAX_POSTS_PER_SECOND, "2500")]), Ok(Some(2_500)));
+    assert_eq!(rate(&[(MAX_POSTS_PER_SECOND, "off")]), Ok(None));
+    let error = rate(&[(MAX_POSTS_PER_SECOND, "0")]).unwrap_err();
+    assert!(error.to_string().contains(MAX_POSTS_PER_SECOND), "{error}");
+}
+
+#[test]
+fn metrics_go_to_the_wspush_namespace_unless_named_or_turned_off() {
+    assert_eq!(
+        settings(&[]).metrics_namespace(),
+        Ok(Some("wspush".to_owned()))
+    );
+    assert_eq!(
+        settings(&[(METRICS_NAMESPACE, "chat/prod")]).metrics_namespace(),
+        Ok(Some("chat/prod".to_owned()))
+    );
+    assert_eq!(
+        settings(&[(METRICS_NAMESPACE, "off")]).metrics_namespace(),
+        Ok(None)
+    );
+    let error = settings(&[(METRICS_NAMESPACE, ":bad")])
+        .metrics_namespace()
+        .unwrap_err();
+    assert!(error.to_string().contains(METRICS_NAMESPACE), "{error}");
+}
+
+#[test]
+fn continuations_default_to_three_generations_a_ten_second_margin_and_scatter_above_10000() {
+    let defaults = settings(&[]).continuation_config().expect("valid");
+    let custom = settings(&[
+        (MAX_GENERATIONS, "0"),
+        (DEADLINE_MARGIN_MS, "1500"),
+        (SCATTER_ABOVE, "500"),
+        (SCATTER_SEGMENTS, "64"),
+    ])
+    .continuation_config()
+    .expect("valid");
+    let off = settings(&[(SCATTER_ABOVE, "off")])
+        .continuation_config()
+        .expect("valid");
+
+    assert_eq!(defaults.limits.max_generations, 3);
+    assert_eq!(defaults.deadline_margin, Duration::from_secs(10));
+    assert_eq!(defaults.scatter, ScatterConfig::new(10_000, 16).ok());
+    assert_eq!(custom.limits.max_generations, 0);
+    assert_eq!(custom.deadline_margin, Duration::from_millis(1_500));
+    assert_eq!(custom.scatter, ScatterConfig::new(500, 64).ok());
+    assert_eq!(off.scatter, None);
+}
+
+#[test]
+fn bad_continuation_settings_name_their_variable() {
+    for (key, value) in [
+        (MAX_GENERATIONS, "101"),
+        (MAX_GENERATIONS, "-1"),
+        (DEADLINE_MARGIN_MS, "soon"),
+        (SCATTER_ABOVE, "0"),
+        (SCATTER_SEGMENTS, "0"),
+    ] {
+        let error = settings(&[(key, value)])
+            .continuation_config()
+            .expect_err("invalid");
+        assert!(error.to_string().contains(key), "{key}={value}: {error}");
+    }
+}
+
+#[test]
+fn the_ledger_keeps_completed_requests_a_day_unless_set_or_turned_off() {
+    assert_eq!(
+        settings(&[])
+            .ledger_config()
+            .map(|c| c.map(|c| c.keep_completed)),
+        Ok(Some(Duration::from_secs(86_400)))
+    );
+    assert_eq!(
+        settings(&[(IDEMPOTENCY_TTL_SECONDS, "600")])
+            .ledger_config()
+            .map(|c| c.map(|c| c.keep_completed)),
+        Ok(Some(Duration::from_secs(600)))
+    );
+    assert_eq!(
+        settings(&[(IDEMPOTENCY_TTL_SECONDS, "off")]).ledger_config(),
+        Ok(None)
+    );
+    assert!(
+        settings(&[(IDEMPOTENCY_TTL_SECONDS, "0")])
+            .ledger_config()
+            .is_err()
+    );
+}
+
+#[test]
+fn a_missing_table_names_its_variable() {
+    let error = settings(&[]).table().unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        "environment variable WSPUSH_TABLE is not set"
+    );
+}
+
+#[test]
+fn an_empty_variable_counts_as_missing() {
+    assert_eq!(
+        settings(&[(TABLE, "  ")]).table(),
+        Err(SettingsError::Missing(TABLE))
+    );
+}
+
+#[test]
+fn the_identity_comes_from_principal_id_unless_configured() {
+    let default = settings(&[]).identity().expect("valid");
+    let custom = settings(&[(IDENTITY_KEY, "userId"), (INSECURE_IDENTITY_PARAM, "user")])
+        .identity()
+        .expect("valid");
+
+    assert_eq!(default.authorizer_key, "principalId");
+    assert_eq!(default.insecure_query_param, None);
+    assert_eq!(custom.authorizer_key, "userId");
+    assert_eq!(custom.insecure_query_param.as_deref(), Some("user"));
+    assert!(default.token.is_none());
+}
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn a_secret_with_issuer_and_audience_requires_tokens_granting_topics_by_default() {
+    let identity = settings(&[
+        (JWT_HS256_SECRET, SECRET),
+        (JWT_ISSUER, "https://issuer.example"),
+        (JWT_AUDIENCE, "wspush"),
+    ])
+    .identity()
+    .expect("valid");
+    let off = settings(&[
+        (JWT_HS256_SECRET, SECRET),
+        (JWT_ISSUER, "https://issuer.example"),
+        (JWT_AUDIENCE, "wspush"),
+        (JWT_TOPICS_CLAIM, "off"),
+    ])
+    .identity()
+    .expect("valid");
+
+    let verifier = identity.token.expect("tokens required");
+    assert_eq!(verifier.topics_claim(), Some("topics"));
+    assert_eq!(off.token.expect("tokens required").topics_claim(), None);
+}
+
+#[test]
+fn bad_token_settings_name_their_variable_and_never_echo_the_secret() {
+    let base = [(JWT_ISSUER, "iss"), (JWT_AUDIENCE, "aud")];
+    let case = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        settings(&pairs).identity().expect_err("invalid")
+    };
+
+    let short = case(&[(JWT_HS256_SECRET, "too-short-secret")]);
+    assert!(short.to_string().contains(JWT_HS256_SECRET), "{short}");
+    assert!(!short.to_string().contains("too-short-secret"), "{short}");
+    let both = case(&[(JWT_HS256_SECRET, SECRET), (JWT_JWKS, r#"{"keys":[]}"#)]);
+    assert!(both.to_string().contains("not both"), "{both}");
+    let jwks = case(&[(JWT_JWKS, r#"{"keys":[]}"#)]);
+    assert!(jwks.to_string().contains(JWT_JWKS), "{jwks}");
+    let not_json = case(&[(JWT_JWKS, "keys")]);
+    assert!(
+        not_json.to_string().contains("not a JSON object"),
+        "{not_json}"
+    );
+    let leeway = case(&[(JWT_HS256_SECRET, SECRET), (JWT_LEEWAY_SECONDS, "3600")]);
+    assert!(leeway.to_string().contains(JWT_LEEWAY_SECONDS), "{leeway}");
+    let no_key = settings(&base)
+        .identity()
+        .expect_err("issuer without a key");
+    assert!(no_key.to_string().contains(JWT_JWKS), "{no_key}");
+    let insecure = case(&[
+        (JWT_HS256_SECRET, SECRET),
+        (INSECURE_IDENTITY_PARAM, "user"),
+    ]);
+    assert!(
+        insecure.to_string().contains(INSECURE_IDENTITY_PARAM),
+        "{insecure}"
+    );
+    for missing in [JWT_ISSUER, JWT_AUDIENCE] {
+        let pairs: Vec<_> = base
+            .iter()
+            .copied()
+            .filter(|(key, _)| *key != missing)
+            .chain([(JWT_HS256_SECRET, SECRET)])
+            .collect();
+        assert_eq!(
+            settings(&pairs).identity().expect_err("missing"),
+            SettingsError::Missing(missing)
+        );
+    }
+}
+
+#[test]
+fn push_settings_are_read_and_zero_is_refused() {
+    let config = settings(&[(MAX_IN_FLIGHT, "64"), (BROADCAST_SEGMENTS, "8")])
+        .push_config()
+        .expect("valid");
+    let zero = settings(&[(MAX_IN_FLIGHT, "0")]).push_config();
+    let garbage = settings(&[(PAGE_SIZE, "many")]).push_config();
+
+    assert_eq!((config.max_in_flight, config.broadcast_segments), (64, 8));
+    assert_eq!(config.page_size, PushConfig::default().page_size);
+    assert!(matches!(
+        zero,
+        Err(SettingsError::Invalid {
+            key: MAX_IN_FLIGHT,
+            ..
+        })
+    ));
+    assert!(
+        garbage
+            .unwrap_err()
+            .to_string()
+            .starts_with("environment variable WSPUSH_PAGE_SIZE=\"many\" is invalid")
+    );
+}
+
+#[test]
+fn allowed_namespaces_are_a_comma_separated_list() {
+    let policy = settings(&[(ALLOWED_NAMESPACES, "room, ticker,")])
+        .subscription_policy()
+        .expect("valid");
+    let with_colon = settings(&[(ALLOWED_NAMESPACES, "room:")]).subscription_policy();
+
+    assert_eq!(
+        policy,
+        SubscriptionPolicy::default().with_allowed_namespaces(["room", "ticker"])
+    );
+    assert!(with_colon.is_err());
+}
