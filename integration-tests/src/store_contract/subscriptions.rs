@@ -1,0 +1,147 @@
+//! Subscribing and unsubscribing, and a delete racing a subscribe.
+
+use super::*;
+
+/// A delete and a subscribe of the same connection at the same time (a `$disconnect`, or
+/// a prune after a 410, while a subscribe message is handled): whichever order the store
+/// puts them in, no subscription outlives the connection, and a topic's audience never
+/// lists a connection that is gone. Run for 48 connections, the subscribe started from 3 ms
+/// before the delete to 4 ms after it, so that some land between the delete's reads and its
+/// writes; both orders must occur (some subscribes succeed, some find the connection gone).
+pub async fn a_delete_racing_a_subscribe_leaves_no_subscription_behind(store: Store) {
+    let connections: Vec<Connection> = (0..48)
+        .map(|i| open(&format!("race{i:02}"), "ana"))
+        .collect();
+    save_all(&store, &connections).await;
+    let room = [topic("room:race")];
+
+    let races = connections.iter().enumerate().map(|(i, connection)| {
+        let store = Arc::clone(&store);
+        let room = &room;
+        async move {
+            // From -3 to +4 ms: the subscribe's head start over the delete.
+            let offset = (i % 8) as i64 - 3;
+            let after = |ms: i64| std::time::Duration::from_millis(ms.max(0) as u64);
+            let delete = async {
+                tokio::time::sleep(after(-offset)).await;
+                store.delete(connection.id()).await
+            };
+            let subscribe = async {
+                tokio::time::sleep(after(offset)).await;
+                store.subscribe(connection, room, NOW).await
+            };
+            let (deleted, subscribed) = tokio::join!(delete, subscribe);
+            deleted.expect("delete");
+            match subscribed {
+                Ok(()) => true,
+                Err(StoreError::ConnectionNotFound(_)) => false,
+                Err(other) => panic!("subscribe failed otherwise: {other:?}"),
+            }
+        }
+    });
+    let subscribed = futures::future::join_all(races).await;
+
+    let mut orphans = Vec::new();
+    for connection in &connections {
+        let held = store.subscriptions(connection.id()).await.expect("subs");
+        if !held.is_empty() {
+            orphans.push(connection.id().to_string());
+        }
+    }
+    assert_eq!(orphans, Vec::<String>::new(), "subscriptions left behind");
+    assert_eq!(
+        read_all(&store, Source::Topic(topic("room:race")), 100).await,
+        Vec::<String>::new(),
+        "the topic lists connections that are gone"
+    );
+    let succeeded = subscribed.iter().filter(|ok| **ok).count();
+    assert!(
+        succeeded > 0 && succeeded < subscribed.len(),
+        "both orders must occur: {succeeded} of {} subscribes succeeded",
+        subscribed.len()
+    );
+}
+
+/// No subscription can outlive (or predate) its connection.
+pub async fn subscribing_an_unknown_connection_fails_and_writes_nothing(store: Store) {
+    let ghost = open("ghost", "ana");
+
+    let result = store.subscribe(&ghost, &[topic("room:1")], NOW).await;
+
+    assert!(
+        matches!(&result, Err(StoreError::ConnectionNotFound(c)) if c == ghost.id()),
+        "{result:?}"
+    );
+    assert!(
+        store
+            .subscriptions(&id("ghost"))
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+    assert!(
+        read_all(&store, Source::Topic(topic("room:1")), 10)
+            .await
+            .is_empty()
+    );
+}
+
+/// An expired connection counts as not connected.
+pub async fn subscribing_an_expired_connection_fails(store: Store) {
+    let stale = expired("stale", "ana");
+    store.save(&stale).await.expect("save");
+
+    let result = store.subscribe(&stale, &[topic("room:1")], NOW).await;
+
+    assert!(
+        matches!(result, Err(StoreError::ConnectionNotFound(_))),
+        "{result:?}"
+    );
+}
+
+/// Subscribing again to the same topic is not an error and adds nothing.
+pub async fn subscribing_twice_keeps_one_subscription(store: Store) {
+    let c1 = open("c1", "ana");
+    store.save(&c1).await.expect("save");
+
+    subscribe(&store, &c1, &["room:1"]).await;
+    subscribe(&store, &c1, &["room:1"]).await;
+
+    assert_eq!(
+        store.subscriptions(&id("c1")).await.expect("subs"),
+        [topic("room:1")]
+    );
+    assert_eq!(
+        read_all(&store, Source::Topic(topic("room:1")), 10).await,
+        ["c1"]
+    );
+}
+
+/// Unsubscribing removes exactly the named topics; unknown ones are ignored.
+pub async fn unsubscribing_removes_only_the_named_topics_and_is_idempotent(store: Store) {
+    let c1 = open("c1", "ana");
+    store.save(&c1).await.expect("save");
+    subscribe(&store, &c1, &["a", "b", "c"]).await;
+
+    store
+        .unsubscribe(&id("c1"), &[topic("a"), topic("zzz")])
+        .await
+        .expect("unsubscribe");
+    store
+        .unsubscribe(&id("c1"), &[topic("a")])
+        .await
+        .expect("again");
+
+    let held: BTreeSet<ExternalId> = store
+        .subscriptions(&id("c1"))
+        .await
+        .expect("subs")
+        .into_iter()
+        .collect();
+    assert_eq!(held, BTreeSet::from([topic("b"), topic("c")]));
+    assert!(
+        read_all(&store, Source::Topic(topic("a")), 10)
+            .await
+            .is_empty()
+    );
+}
