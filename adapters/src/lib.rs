@@ -15,7 +15,8 @@
 //! [`aws`] builds the one HTTPS client every AWS SDK client shares.
 //!
 //! What must not: business rules (targeting, policies, retries live in `domain` and in the
-//! services of `ports`).
+//! services of `ports`), or reading the environment (each function's settings are read in
+//! `wspush-handlers`' `settings`, and come here as constructor arguments).
 
 pub mod apigateway;
 pub mod aws;

@@ -2,8 +2,10 @@
 //!
 //! What belongs here: validated identifiers ([`ConnectionId`], [`UserId`], [`ExternalId`]),
 //! the [`Connection`] model with its expiry, the [`NotificationRequest`] format and its
-//! parser, audience targeting ([`Targeting`], [`Source`]), the subscription policy, the retry
-//! policy, and the platform [`limits`] these rules come from.
+//! parser, audience targeting ([`Targeting`], [`Source`]) and broadcast [`Segment`]s,
+//! continuations (what a stopped push leaves, as narrowed requests), the post-rate
+//! [`Pacer`], the subscription and retry policies, API Gateway's URL rule ([`endpoint`]), and
+//! the platform [`limits`] these rules come from.
 //!
 //! What must not: async code, I/O, clocks, randomness or any AWS type. Time and randomness
 //! come in as arguments, so every rule here is a plain function that a unit test can pin down.

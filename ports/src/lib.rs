@@ -2,9 +2,10 @@
 //!
 //! What belongs here: the traits the core needs from the outside world, named by role
 //! ([`ConnectionStore`], [`ConnectionGateway`], [`NotificationPublisher`], [`RequestLedger`],
-//! [`Clock`]), each
-//! method's contract in MUST wording, and the services (connect, disconnect, subscribe,
-//! unsubscribe, push) written against those traits only.
+//! [`Clock`], [`PushObserver`]), each method's contract in MUST wording, what a push did
+//! ([`PushReport`], plain data in [`report`]), and the services written against those traits
+//! only: connections (connect, disconnect, reading every live connection, pruning the gone
+//! ones), subscriptions, and the push engine (`services/push/`, one room per concern).
 //!
 //! What must not: any AWS SDK or Lambda event type, or any knowledge of which adapter sits
 //! behind a trait. Adapters live in `wspush-adapters`; edges in `lambdas/`.

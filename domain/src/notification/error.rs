@@ -54,7 +54,7 @@ pub enum RequestError {
         #[source]
         source: IdError,
     },
-    /// `data` nests arrays and objects deeper than [`MAX_DATA_DEPTH`].
+    /// `data` nests arrays and objects deeper than [`MAX_DATA_DEPTH`](crate::notification::MAX_DATA_DEPTH).
     #[error("field `data` nests arrays and objects deeper than {max} levels")]
     TooDeep {
         /// The limit.
@@ -84,7 +84,7 @@ pub enum RequestError {
         "field `cursor` needs exactly one source: one user, one topic, or a broadcast with a `segment`"
     )]
     CursorNeedsOneSource,
-    /// `generation` is above [`MAX_GENERATION`].
+    /// `generation` is above [`MAX_GENERATION`](crate::limits::MAX_GENERATION).
     #[error("field `generation` must be at most {max}, got {value}")]
     GenerationTooHigh {
         /// The value given.

@@ -2,6 +2,10 @@
 //!
 //! Exit codes: 0 success; 1 a failure the command could not get past (a publish or push
 //! failed, the store or gateway failed); 2 invalid input (arguments, IDs, data).
+//!
+//! What belongs here: parsing the arguments, calling a publisher or a service, printing the
+//! answer; one file per command (`notify`, `connections`, `token`). What must not: a use case
+//! of its own (pruning is `ConnectionService::prune_gone`).
 
 mod connections;
 mod notify;

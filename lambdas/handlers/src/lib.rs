@@ -3,8 +3,9 @@
 //!
 //! What belongs here: turning Lambda events (`aws_lambda_events` types) into domain values
 //! once, at the edge, calling a service, and turning its answer into the response Lambda
-//! and API Gateway expect; and the typed settings each function reads at cold start. The
-//! Lambda mains (`lambdas/connect`, ...) and the local gateway call these same functions.
+//! and API Gateway expect; and the typed settings each function reads at cold start
+//! ([`settings`]: the one place the environment is read, and where every variable is named).
+//! The Lambda mains (`lambdas/connect`, ...) and the local gateway call these same functions.
 //!
 //! What must not: SDK clients, `lambda_runtime`, or any rule the domain or a service owns.
 

@@ -4,8 +4,11 @@
 //! `$disconnect` events and hands them to the same handlers the Lambdas run; an `@connections`
 //! management API that answers like API Gateway's (so the real `ApiGatewayGateway` adapter
 //! works against it unchanged); a `POST /notifications` intake that runs the pusher handler
-//! in-process; API Gateway's idle and maximum-duration limits; and fault and latency injection
-//! for tests and benchmarks.
+//! in-process; API Gateway's idle and maximum-duration limits; fault and latency injection
+//! for tests and benchmarks; and [`client`], the plain HTTP client of its routes that the CLI
+//! and the tests share. The rooms: `config` (the options), `state` (what the handlers share),
+//! `routes` (every route), `gateway` (start-up), `socket`, `management`, `events`,
+//! `registry`, `faults`, `virtuals`.
 //!
 //! What must not: business rules. Everything wspush decides is decided by the handlers and
 //! services, exactly as in Lambda.

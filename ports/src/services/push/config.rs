@@ -20,7 +20,7 @@ pub struct PushConfig {
     pub retry: RetryPolicy,
     /// The most posts per second of all pushes of this service together (default 8,000),
     /// cut when the gateway answers 429 and raised again as posts get through (see
-    /// [`Pacer`]); `None` for no ceiling.
+    /// [`Pacer`](wspush_domain::Pacer)); `None` for no ceiling.
     pub max_posts_per_second: Option<u32>,
 }
 

@@ -4,22 +4,22 @@
 //! (pipelined), so memory stays flat however large the audience is. At most
 //! [`PushConfig::max_in_flight`] posts are in flight at any moment. Gone connections are
 //! pruned; throttled and unavailable answers are retried with full-jitter backoff within the
-//! [`RetryPolicy`]'s attempts and time budget; a 403 stops the push, since every other post
+//! [`RetryPolicy`](wspush_domain::RetryPolicy)'s attempts and time budget; a 403 stops the push, since every other post
 //! would fail the same way. Every post of every push of one service waits its turn under one
 //! shared rate ([`PushConfig::max_posts_per_second`]), which 429 answers cut and deliveries
 //! raise again, so that a throttled gateway sees the whole instance slow down, not only the
 //! retries.
 //!
-//! A push may also stop early on purpose (see [`Stop`]): at a stop point before the Lambda's
+//! A push may also stop early on purpose (see [`Stop`](crate::Stop)): at a stop point before the Lambda's
 //! deadline it starts no new post, and a broadcast found larger than the scatter threshold
-//! stops reading. What it left is returned as a [`Leftover`] that
+//! stops reading. What it left is returned as a [`Leftover`](wspush_domain::Leftover) that
 //! [`PushService::deliver`] turns into continuations.
 //!
 //! The rooms: `config` (the settings), `plan` (how a run may stop early, and what it did and
 //! left), `read` (the audience, page by page), `send` (one connection's posts), `halt` (the
 //! flag a 403 raises), `run` (readers and senders joined), `deliver` (as the pusher's edge
 //! does: ledger, deadline, scatter, continuations) and `failure` (why a delivery failed).
-//! What a push did is a [`PushReport`](crate::report::PushReport), which lives outside the
+//! What a push did is a [`PushReport`], which lives outside the
 //! service so that the observer port can take it.
 
 use std::sync::{Arc, Mutex};
