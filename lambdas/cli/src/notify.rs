@@ -141,6 +141,9 @@ async fn post_local(base: &str, path: &str, body: &str) -> anyhow::Result<(u16, 
             ClientError::Connect { source, .. } => anyhow!(source).context(format!(
                 "connecting to the local gateway at {base} (is `cargo run -p wspush-local` running?)"
             )),
-            other => anyhow!(other),
+            ClientError::Io { source, .. } => anyhow!(source),
+            ClientError::NotHttp { .. } => {
+                anyhow!("the local gateway answered something that is not HTTP")
+            }
         })
 }

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
-use wspush_handlers::{handle_connect, settings::ConnectSettings};
+use wspush_handlers::{
+    handle_connect,
+    settings::{ConnectSettings, FunctionSettings},
+};
 use wspush_ports::ConnectionService;
 
 #[tokio::main]

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
-use wspush_handlers::{handle_disconnect, settings::DisconnectSettings};
+use wspush_handlers::{
+    handle_disconnect,
+    settings::{DisconnectSettings, FunctionSettings},
+};
 use wspush_ports::ConnectionService;
 
 #[tokio::main]

@@ -41,7 +41,7 @@ pub enum PusherError {
     Request(#[from] RequestError),
     /// A delivery failed and must be retried by its source.
     #[error("delivery failed: {0}")]
-    Failed(#[from] DeliveryFailure),
+    Failed(DeliveryFailure),
     /// Another delivery is pushing the request now: it must be retried by its source.
     #[error("delivery failed: request {0} is being pushed by another delivery")]
     InProgress(RequestId),

@@ -17,7 +17,10 @@ use wspush_adapters::{
     ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, EmfMetrics, SqsPublisher, SystemClock,
     aws::load_sdk_config,
 };
-use wspush_handlers::{handle_invocation, settings::PusherSettings};
+use wspush_handlers::{
+    handle_invocation,
+    settings::{FunctionSettings, PusherSettings},
+};
 use wspush_ports::PushService;
 
 // One thread: the pusher waits on the network, and a Lambda below 1,769 MB has at most one

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
-use wspush_handlers::{handle_route, settings::SubscribeSettings};
+use wspush_handlers::{
+    handle_route,
+    settings::{FunctionSettings, SubscribeSettings},
+};
 use wspush_ports::SubscriptionService;
 
 #[tokio::main]

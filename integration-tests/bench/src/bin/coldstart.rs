@@ -125,7 +125,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut runs = 10usize;
-    let mut lambda_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/lambda"));
+    let mut lambda_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/lambda"));
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {

@@ -7,6 +7,17 @@ use crate::connect::IdentitySource;
 use crate::settings::names::FUNCTION_NAME;
 use crate::settings::{Settings, SettingsError};
 
+/// What one function reads, as a whole.
+pub trait FunctionSettings: Sized {
+    /// Through `settings`.
+    fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError>;
+
+    /// From the process environment.
+    fn from_env() -> Result<Self, SettingsError> {
+        Self::read(&Settings::from_env())
+    }
+}
+
 /// What the connect function reads: the table, and where the user's identity comes from.
 #[derive(Debug)]
 pub struct ConnectSettings {
@@ -16,16 +27,8 @@ pub struct ConnectSettings {
     pub identity: IdentitySource,
 }
 
-impl ConnectSettings {
-    /// From the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::read(&Settings::from_env())
-    }
-
-    /// Through `settings`.
-    pub fn read<F: Fn(&str) -> Option<String>>(
-        settings: &Settings<F>,
-    ) -> Result<Self, SettingsError> {
+impl FunctionSettings for ConnectSettings {
+    fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         Ok(Self {
             table: settings.table()?,
             identity: settings.identity()?,
@@ -40,16 +43,8 @@ pub struct DisconnectSettings {
     pub table: String,
 }
 
-impl DisconnectSettings {
-    /// From the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::read(&Settings::from_env())
-    }
-
-    /// Through `settings`.
-    pub fn read<F: Fn(&str) -> Option<String>>(
-        settings: &Settings<F>,
-    ) -> Result<Self, SettingsError> {
+impl FunctionSettings for DisconnectSettings {
+    fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         Ok(Self {
             table: settings.table()?,
         })
@@ -65,16 +60,8 @@ pub struct SubscribeSettings {
     pub policy: SubscriptionPolicy,
 }
 
-impl SubscribeSettings {
-    /// From the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::read(&Settings::from_env())
-    }
-
-    /// Through `settings`.
-    pub fn read<F: Fn(&str) -> Option<String>>(
-        settings: &Settings<F>,
-    ) -> Result<Self, SettingsError> {
+impl FunctionSettings for SubscribeSettings {
+    fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         Ok(Self {
             table: settings.table()?,
             policy: settings.subscription_policy()?,
@@ -99,16 +86,8 @@ pub struct PusherSettings {
     pub metrics: Option<(String, String)>,
 }
 
-impl PusherSettings {
-    /// From the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::read(&Settings::from_env())
-    }
-
-    /// Through `settings`.
-    pub fn read<F: Fn(&str) -> Option<String>>(
-        settings: &Settings<F>,
-    ) -> Result<Self, SettingsError> {
+impl FunctionSettings for PusherSettings {
+    fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         let table = settings.table()?;
         let push = settings.push_config()?;
         // Read (and checked) even without a queue, so that a typo shows before one is added.
@@ -117,7 +96,7 @@ impl PusherSettings {
         let management_endpoint = settings.management_endpoint()?;
         let metrics = settings.metrics_namespace()?.map(|namespace| {
             let function = settings
-                .get(FUNCTION_NAME)
+                .raw(FUNCTION_NAME)
                 .unwrap_or_else(|| "pusher".to_owned());
             (namespace, function)
         });

@@ -17,7 +17,9 @@ mod push;
 #[cfg(test)]
 mod tests;
 
-pub use functions::{ConnectSettings, DisconnectSettings, PusherSettings, SubscribeSettings};
+pub use functions::{
+    ConnectSettings, DisconnectSettings, FunctionSettings, PusherSettings, SubscribeSettings,
+};
 pub use names::*;
 
 /// A setting that is missing or malformed.
@@ -26,6 +28,16 @@ pub enum SettingsError {
     /// A required variable is not set.
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
+    /// A variable's value is not the kind of value it must be (a URL of a scheme, say).
+    #[error("{key} must be {expected}, got {value:?}")]
+    NotA {
+        /// The variable.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// Neither of two variables, one of which is required, is set.
     #[error("set {key} ({what}) or {or_key} ({or_what})")]
     MissingEither {
@@ -70,7 +82,12 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<String> {
-        (self.lookup)(key).filter(|value| !value.trim().is_empty())
+        self.raw(key).filter(|value| !value.trim().is_empty())
+    }
+
+    /// A variable as set, even when empty.
+    pub(crate) fn raw(&self, key: &str) -> Option<String> {
+        (self.lookup)(key)
     }
 
     /// Whether `key` is set to `off` (a feature with a default, turned off).

@@ -111,17 +111,18 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     /// The `@connections` endpoint: [`MANAGEMENT_ENDPOINT`], or else the one that follows
     /// from [`WEBSOCKET_URL`].
     pub fn management_endpoint(&self) -> Result<String, SettingsError> {
-        if let Some(endpoint) = self.get(MANAGEMENT_ENDPOINT) {
+        // Read as set, even when empty (an empty endpoint is refused, not skipped).
+        if let Some(endpoint) = self.raw(MANAGEMENT_ENDPOINT) {
             if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-                return Err(SettingsError::Invalid {
+                return Err(SettingsError::NotA {
                     key: MANAGEMENT_ENDPOINT,
                     value: endpoint,
-                    reason: "must be an http(s) URL".to_owned(),
+                    expected: "an http(s) URL",
                 });
             }
             return Ok(endpoint.trim_end_matches('/').to_owned());
         }
-        let Some(url) = self.get(WEBSOCKET_URL) else {
+        let Some(url) = self.raw(WEBSOCKET_URL) else {
             return Err(SettingsError::MissingEither {
                 key: MANAGEMENT_ENDPOINT,
                 what: "the @connections endpoint",
@@ -129,10 +130,10 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
                 or_what: "the API's wss:// stage URL",
             });
         };
-        management_endpoint(&url).ok_or(SettingsError::Invalid {
+        management_endpoint(&url).ok_or(SettingsError::NotA {
             key: WEBSOCKET_URL,
             value: url,
-            reason: "must be a ws:// or wss:// URL".to_owned(),
+            expected: "a ws:// or wss:// URL",
         })
     }
 }

@@ -258,3 +258,80 @@ fn allowed_namespaces_are_a_comma_separated_list() {
     );
     assert!(with_colon.is_err());
 }
+
+#[test]
+fn the_pusher_reads_its_endpoint_queue_and_metrics_whole() {
+    let base = [
+        (TABLE, "connections"),
+        (
+            WEBSOCKET_URL,
+            "wss://abc123.execute-api.eu-west-1.amazonaws.com/prod/",
+        ),
+        (FUNCTION_NAME, "wspush-Pusher"),
+    ];
+    let pusher = PusherSettings::read(&settings(&base)).expect("valid");
+    assert_eq!(pusher.table, "connections");
+    assert_eq!(
+        pusher.management_endpoint,
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+    );
+    assert!(pusher.continuations.is_none(), "no queue, no continuations");
+    assert_eq!(
+        pusher.metrics,
+        Some(("wspush".to_owned(), "wspush-Pusher".to_owned()))
+    );
+
+    let mut with_queue = base.to_vec();
+    with_queue.push((QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/1/q"));
+    with_queue.push((MANAGEMENT_ENDPOINT, "https://example.com/prod/"));
+    let pusher = PusherSettings::read(&settings(&with_queue)).expect("valid");
+    assert_eq!(pusher.management_endpoint, "https://example.com/prod");
+    assert_eq!(
+        pusher.continuations,
+        Some((
+            "https://sqs.eu-west-1.amazonaws.com/1/q".to_owned(),
+            settings(&[]).continuation_config().expect("defaults")
+        ))
+    );
+}
+
+#[test]
+fn the_pusher_names_its_endpoint_variables_when_they_are_missing_or_malformed() {
+    let missing = PusherSettings::read(&settings(&[(TABLE, "t")])).unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "set WSPUSH_MANAGEMENT_ENDPOINT (the @connections endpoint) or WSPUSH_WEBSOCKET_URL (the API's wss:// stage URL)"
+    );
+    let endpoint =
+        PusherSettings::read(&settings(&[(TABLE, "t"), (MANAGEMENT_ENDPOINT, "ftp://x")]))
+            .unwrap_err();
+    assert_eq!(
+        endpoint.to_string(),
+        r#"WSPUSH_MANAGEMENT_ENDPOINT must be an http(s) URL, got "ftp://x""#
+    );
+    let url = PusherSettings::read(&settings(&[
+        (TABLE, "t"),
+        (WEBSOCKET_URL, "https://x/prod"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        url.to_string(),
+        r#"WSPUSH_WEBSOCKET_URL must be a ws:// or wss:// URL, got "https://x/prod""#
+    );
+}
+
+#[test]
+fn each_function_reads_its_table_and_fails_naming_it() {
+    assert_eq!(
+        DisconnectSettings::read(&settings(&[(TABLE, "t")])).map(|s| s.table),
+        Ok("t".to_owned())
+    );
+    for error in [
+        ConnectSettings::read(&settings(&[])).unwrap_err(),
+        DisconnectSettings::read(&settings(&[])).unwrap_err(),
+        SubscribeSettings::read(&settings(&[])).unwrap_err(),
+        PusherSettings::read(&settings(&[])).unwrap_err(),
+    ] {
+        assert_eq!(error, SettingsError::Missing(TABLE));
+    }
+}
