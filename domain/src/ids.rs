@@ -79,7 +79,7 @@ pub enum IdError {
 }
 
 const CONNECTION_ID_CHARS: &str = "ASCII letters, digits and + / = _ -";
-const TEXT_ID_CHARS: &str = "any character but whitespace and control characters";
+const TEXT_ID_CHARS: &str = "any character but whitespace, control characters and invisible format characters (such as U+200B or U+202E)";
 const REQUEST_ID_CHARS: &str = "printable ASCII except space";
 
 fn is_connection_id_char(c: char) -> bool {
@@ -87,7 +87,38 @@ fn is_connection_id_char(c: char) -> bool {
 }
 
 fn is_text_id_char(c: char) -> bool {
-    !c.is_whitespace() && !c.is_control()
+    !c.is_whitespace() && !c.is_control() && !is_format_char(c)
+}
+
+/// Unicode's format characters (general category Cf, Unicode 16): invisible, so that
+/// `bob\u{200B}` would look like `bob` in a log or a terminal while being another user, and
+/// the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder the text
+/// around them.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 fn is_request_id_char(c: char) -> bool {
@@ -265,6 +296,47 @@ impl ExternalId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_format_characters_in_user_and_external_ids_are_refused_by_name_and_place() {
+        for (value, found, index) in [
+            ("bob\u{200B}", '\u{200B}', 3),
+            ("\u{FEFF}bob", '\u{FEFF}', 0),
+            ("room:\u{202E}24", '\u{202E}', 5),
+            ("a\u{2066}b", '\u{2066}', 1),
+            ("soft\u{AD}hyphen", '\u{AD}', 4),
+            ("tag\u{E0041}", '\u{E0041}', 3),
+        ] {
+            let user = UserId::parse(value).expect_err(value);
+            assert_eq!(
+                user,
+                IdError::InvalidCharacter {
+                    kind: IdKind::User,
+                    found,
+                    index,
+                    allowed: TEXT_ID_CHARS,
+                },
+                "{value:?}"
+            );
+            assert!(
+                matches!(
+                    ExternalId::parse(value),
+                    Err(IdError::InvalidCharacter { kind: IdKind::External, found: f, index: i, .. })
+                        if f == found && i == index
+                ),
+                "{value:?}"
+            );
+            let text = user.to_string();
+            assert!(
+                text.contains(&format!("{found:?} (at byte {index})")),
+                "{text}"
+            );
+        }
+        // Visible text in any script stays valid.
+        for value in ["bob", "ana-ñ", "用户", "room:42", "👩💻"] {
+            assert!(UserId::parse(value).is_ok(), "{value:?}");
+        }
+    }
 
     #[test]
     fn an_sqs_message_id_is_a_valid_request_id() {

@@ -123,18 +123,24 @@ impl SubscriptionPolicy {
         self.max_topics_per_message
     }
 
-    /// Checks the topics of one subscribe message on `connection`.
-    pub fn check_topics(
-        &self,
-        connection: &Connection,
-        topics: &[ExternalId],
-    ) -> Result<(), Denial> {
+    /// Checks how many topics one subscribe or unsubscribe message names.
+    pub fn check_count(&self, topics: &[ExternalId]) -> Result<(), Denial> {
         if topics.len() > self.max_topics_per_message {
             return Err(Denial::TooManyTopics {
                 given: topics.len(),
                 max: self.max_topics_per_message,
             });
         }
+        Ok(())
+    }
+
+    /// Checks the topics of one subscribe message on `connection`.
+    pub fn check_topics(
+        &self,
+        connection: &Connection,
+        topics: &[ExternalId],
+    ) -> Result<(), Denial> {
+        self.check_count(topics)?;
         topics
             .iter()
             .try_for_each(|topic| self.check_topic(connection, topic))

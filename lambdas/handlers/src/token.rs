@@ -66,6 +66,11 @@ pub enum TokenError {
     /// Not three base64url parts, or its header is not valid JSON.
     #[error("the token is not a well-formed JWT")]
     Malformed,
+    /// The header lists critical extensions (`crit`): RFC 7515 4.1.11 says a token whose
+    /// `crit` names an extension the recipient does not understand must be refused, and this
+    /// verifier understands none.
+    #[error("the token's header lists critical extensions (`crit`), which are not supported")]
+    Critical,
     /// Signed with an algorithm the configured keys are not for.
     #[error("the token's algorithm {0} is not accepted")]
     Algorithm(String),
@@ -273,6 +278,9 @@ impl TokenVerifier {
             return Err(TokenError::TooLong { len: token.len() });
         }
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.crit.is_some() {
+            return Err(TokenError::Critical);
+        }
         let key = self.key_for(header.alg, header.kid.as_deref())?;
         let claims = decode::<Map<String, Value>>(token, &key.key, &key.validation)?.claims;
 

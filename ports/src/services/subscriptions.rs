@@ -81,12 +81,15 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
         Ok(held)
     }
 
-    /// Unsubscribes `connection` from `topics`. Idempotent; unknown topics are ignored.
+    /// Unsubscribes `connection` from `topics`. Idempotent; unknown topics are ignored. A
+    /// message naming more topics than the policy's per-message limit is denied and removes
+    /// nothing, as a subscribe is: the store's work per message stays bounded.
     pub async fn unsubscribe(
         &self,
         connection: &ConnectionId,
         topics: &[ExternalId],
     ) -> Result<(), SubscribeError> {
+        self.policy.check_count(topics)?;
         self.store.unsubscribe(connection, topics).await?;
         tracing::info!(%connection, topics = topics.len(), "unsubscribed");
         Ok(())

@@ -130,3 +130,42 @@ async fn unsubscribing_removes_only_the_named_topics_and_is_idempotent() {
         [topic("b")]
     );
 }
+
+#[tokio::test]
+async fn unsubscribing_more_topics_than_a_message_may_name_is_denied_and_removes_nothing() {
+    let store = store_with(&[("c1", "ana")]).await;
+    let policy = SubscriptionPolicy::default().with_max_topics_per_message(2);
+    let service = SubscriptionService::new(Arc::clone(&store), clock(), policy);
+    service
+        .subscribe(&id("c1"), &[topic("room:1"), topic("room:2")])
+        .await
+        .expect("subscribed");
+
+    let error = service
+        .unsubscribe(
+            &id("c1"),
+            &[topic("room:1"), topic("room:2"), topic("room:3")],
+        )
+        .await
+        .expect_err("three topics where two are allowed");
+
+    assert!(
+        matches!(
+            error,
+            SubscribeError::Denied(Denial::TooManyTopics { given: 3, max: 2 })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(store.subscriptions(&id("c1")).await.expect("subs").len(), 2);
+    service
+        .unsubscribe(&id("c1"), &[topic("room:1"), topic("room:2")])
+        .await
+        .expect("two are allowed");
+    assert!(
+        store
+            .subscriptions(&id("c1"))
+            .await
+            .expect("subs")
+            .is_empty()
+    );
+}

@@ -273,6 +273,19 @@ async fn every_invalid_token_is_refused_with_401_and_nothing_saved() {
             Refusal::Token(TokenError::MissingClaim("sub".into())),
         ),
         (
+            "a crit header (RFC 7515 4.1.11: must be refused when not understood)",
+            encode(
+                &Header {
+                    crit: Some(vec!["exp".to_owned()]),
+                    ..Header::new(Algorithm::HS256)
+                },
+                &claims(json!({})),
+                &EncodingKey::from_secret(SECRET),
+            )
+            .expect("sign"),
+            Refusal::Token(TokenError::Critical),
+        ),
+        (
             "signed with another secret",
             other_secret,
             Refusal::Token(TokenError::BadSignature),
