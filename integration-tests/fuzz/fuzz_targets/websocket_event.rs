@@ -14,7 +14,7 @@ use wspush_handlers::IdentitySource;
 use wspush_handlers::connect::chosen_protocol;
 use wspush_handlers::response::connection_id;
 use wspush_handlers::subscribe::parse_route_body;
-use wspush_handlers::token::{TokenRules, TokenVerifier};
+use wspush_handlers::token::{DEFAULT_MAX_TOKEN_LIFETIME, TokenRules, TokenVerifier};
 
 static WITH_TOKENS: LazyLock<IdentitySource> = LazyLock::new(|| {
     let rules = TokenRules {
@@ -22,6 +22,7 @@ static WITH_TOKENS: LazyLock<IdentitySource> = LazyLock::new(|| {
         audience: "fuzz".to_owned(),
         topics_claim: Some("topics".to_owned()),
         leeway: Duration::from_secs(30),
+        max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
     };
     IdentitySource {
         token: Some(Arc::new(

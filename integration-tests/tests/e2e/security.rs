@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use wspush_adapters::SystemClock;
 use wspush_domain::{ConnectionId, SubscriptionPolicy};
-use wspush_handlers::token::{TokenRules, TokenVerifier};
+use wspush_handlers::token::{DEFAULT_MAX_TOKEN_LIFETIME, TokenRules, TokenVerifier};
 use wspush_local::LocalConfig;
 use wspush_ports::Clock;
 
@@ -44,6 +44,7 @@ async fn gateway() -> Setup {
         audience: "wspush".into(),
         topics_claim: Some("topics".into()),
         leeway: Duration::from_secs(5),
+        max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
     };
     Setup::memory_with(LocalConfig {
         token: Some(Arc::new(TokenVerifier::hs256(SECRET, rules).expect("key"))),

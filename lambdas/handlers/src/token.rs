@@ -8,7 +8,7 @@
 //! configured leeway. Errors name the check that failed and never quote the token.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
@@ -20,6 +20,10 @@ pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// The longest token read; longer ones are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The longest a token may be valid for by default, from its `nbf` or `iat` (or, with
+/// neither, from the moment it is checked) to its `exp`: 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Why the token configuration cannot be used (a cold-start error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +75,15 @@ pub enum TokenError {
     /// verifier understands none.
     #[error("the token's header lists critical extensions (`crit`), which are not supported")]
     Critical,
+    /// `exp` lies further from `nbf` or `iat` (or from now, with neither) than the configured
+    /// maximum lifetime: a token that never expires is a credential that cannot be revoked.
+    #[error("the token is valid for {lifetime_secs} s, more than the {max_secs} s allowed")]
+    TooLongLived {
+        /// From `nbf` or `iat` (the earlier) to `exp`, in seconds.
+        lifetime_secs: u64,
+        /// The configured maximum, in seconds.
+        max_secs: u64,
+    },
     /// Signed with an algorithm the configured keys are not for.
     #[error("the token's algorithm {0} is not accepted")]
     Algorithm(String),
@@ -203,6 +216,8 @@ pub struct TokenRules {
     pub topics_claim: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
+    /// The longest a token may be valid for (see [`DEFAULT_MAX_TOKEN_LIFETIME`]).
+    pub max_lifetime: Duration,
 }
 
 impl TokenVerifier {
@@ -289,6 +304,7 @@ impl TokenVerifier {
         if !matches!(claims.get("iss"), Some(Value::String(_))) {
             return Err(TokenError::BadClaim("iss".to_owned()));
         }
+        self.check_lifetime(&claims)?;
         let user = match claims.get("sub") {
             Some(Value::String(sub)) => {
                 UserId::parse(sub.as_str()).map_err(TokenError::BadSubject)?
@@ -302,6 +318,36 @@ impl TokenVerifier {
             .map(|claim| grants_of(claim, claims.get(claim)))
             .transpose()?;
         Ok(Verified { user, grants })
+    }
+
+    /// `exp` at most `max_lifetime` after the earlier of `nbf` and `iat`, or after now when
+    /// the token has neither. (`exp` is a number here: the signature check required it.)
+    fn check_lifetime(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
+        let seconds = |name: &str| match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| TokenError::BadClaim(name.to_owned())),
+        };
+        let exp = seconds("exp")?.ok_or_else(|| TokenError::MissingClaim("exp".to_owned()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let from = match (seconds("nbf")?, seconds("iat")?) {
+            (Some(nbf), Some(iat)) => nbf.min(iat),
+            (Some(at), None) | (None, Some(at)) => at,
+            (None, None) => now,
+        };
+        let lifetime_secs = exp.saturating_sub(from);
+        let max_secs = self.rules.max_lifetime.as_secs();
+        if lifetime_secs > max_secs {
+            return Err(TokenError::TooLongLived {
+                lifetime_secs,
+                max_secs,
+            });
+        }
+        Ok(())
     }
 
     fn key_for(&self, algorithm: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {

@@ -287,7 +287,7 @@ async fn connections_count_list_and_prune_work_on_dynamodb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_development_token_opens_a_socket_on_a_gateway_with_the_same_secret() {
-    use wspush_handlers::token::{TokenRules, TokenVerifier};
+    use wspush_handlers::token::{DEFAULT_MAX_TOKEN_LIFETIME, TokenRules, TokenVerifier};
 
     const SECRET: &str = "cli-secret-cli-secret-cli-secret-!!";
     let env = [
@@ -300,6 +300,7 @@ async fn a_development_token_opens_a_socket_on_a_gateway_with_the_same_secret() 
         audience: "wspush".into(),
         topics_claim: Some("topics".into()),
         leeway: Duration::from_secs(5),
+        max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
     };
     let gateway = wspush_local::start(LocalConfig {
         token: Some(Arc::new(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::connect::IdentitySource;
 use crate::settings::names::*;
 use crate::settings::{Settings, SettingsError};
-use crate::token::{TokenRules, TokenVerifier};
+use crate::token::{DEFAULT_MAX_TOKEN_LIFETIME, TokenRules, TokenVerifier};
 
 impl<F: Fn(&str) -> Option<String>> Settings<F> {
     /// Where `$connect` finds the user: a token when [`JWT_HS256_SECRET`] or [`JWT_JWKS`] is
@@ -68,6 +68,10 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
                 )
             },
             leeway: Duration::from_secs(leeway),
+            max_lifetime: Duration::from_secs(self.positive(
+                JWT_MAX_LIFETIME_SECONDS,
+                DEFAULT_MAX_TOKEN_LIFETIME.as_secs(),
+            )?),
         };
         let (key, value, verifier) = match (secret, jwks) {
             (Some(_), Some(_)) => {

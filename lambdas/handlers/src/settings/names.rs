@@ -23,6 +23,8 @@ pub const JWT_AUDIENCE: &str = "WSPUSH_JWT_AUDIENCE";
 pub const JWT_TOPICS_CLAIM: &str = "WSPUSH_JWT_TOPICS_CLAIM";
 /// Seconds of clock skew allowed on `exp` and `nbf` (default 30, at most 300).
 pub const JWT_LEEWAY_SECONDS: &str = "WSPUSH_JWT_LEEWAY_SECONDS";
+/// The longest a token may be valid for, in seconds (default 86,400: 24 hours).
+pub const JWT_MAX_LIFETIME_SECONDS: &str = "WSPUSH_JWT_MAX_LIFETIME_SECONDS";
 /// Comma-separated topic namespaces connections may subscribe to; unset or empty for any.
 pub const ALLOWED_NAMESPACES: &str = "WSPUSH_ALLOWED_NAMESPACES";
 /// The most subscriptions one connection may hold (default 100).

@@ -335,3 +335,20 @@ fn each_function_reads_its_table_and_fails_naming_it() {
         assert_eq!(error, SettingsError::Missing(TABLE));
     }
 }
+
+#[test]
+fn the_token_lifetime_defaults_to_a_day_and_zero_is_refused_by_name() {
+    let base = [
+        (JWT_ISSUER, "iss"),
+        (JWT_AUDIENCE, "aud"),
+        (JWT_HS256_SECRET, SECRET),
+    ];
+    assert!(settings(&base).identity().expect("valid").token.is_some());
+    let mut zero = base.to_vec();
+    zero.push((JWT_MAX_LIFETIME_SECONDS, "0"));
+    let error = settings(&zero).identity().expect_err("0 s");
+    assert!(
+        error.to_string().contains(JWT_MAX_LIFETIME_SECONDS),
+        "{error}"
+    );
+}

@@ -221,6 +221,8 @@ async fn every_invalid_token_is_refused_with_401_and_nothing_saved() {
     )
     .expect("sign");
 
+    // One instant for the lifetime cases, so that their expected figures are exact.
+    let issued = now();
     let hs256_cases: Vec<(&str, String, Refusal)> = vec![
         (
             "expired",
@@ -284,6 +286,26 @@ async fn every_invalid_token_is_refused_with_401_and_nothing_saved() {
             )
             .expect("sign"),
             Refusal::Token(TokenError::Critical),
+        ),
+        (
+            "an exp of 2^64 - 1 (a token that never expires)",
+            hs256(&claims(
+                json!({"exp": u64::MAX, "nbf": null, "iat": issued}),
+            )),
+            Refusal::Token(TokenError::TooLongLived {
+                lifetime_secs: u64::MAX - issued,
+                max_secs: 86_400,
+            }),
+        ),
+        (
+            "valid for 24 hours and a minute from its iat",
+            hs256(&claims(
+                json!({"iat": issued, "nbf": null, "exp": issued + 86_400 + 60}),
+            )),
+            Refusal::Token(TokenError::TooLongLived {
+                lifetime_secs: 86_460,
+                max_secs: 86_400,
+            }),
         ),
         (
             "signed with another secret",
@@ -468,4 +490,15 @@ async fn the_key_is_chosen_by_algorithm_when_the_token_names_no_kid() {
     assert_eq!(rs.status_code, 200);
     assert_eq!(saved.expect("saved").user().as_str(), "no-kid");
     assert_eq!(hs.status_code, 200);
+}
+
+#[tokio::test]
+async fn a_token_valid_for_exactly_the_maximum_lifetime_is_accepted() {
+    let issued = now();
+    let token = hs256(&claims(
+        json!({"iat": issued, "nbf": issued - 10, "exp": issued + 86_390}),
+    ));
+    let (response, saved, _) = connect(&with_query_token(&token), &hs256_identity()).await;
+    assert_eq!(response.status_code, 200);
+    assert!(saved.is_some());
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use wspush_handlers::IdentitySource;
-use wspush_handlers::token::{TokenRules, TokenVerifier};
+use wspush_handlers::token::{DEFAULT_MAX_TOKEN_LIFETIME, TokenRules, TokenVerifier};
 
 pub const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 pub const ISSUER: &str = "https://auth.example.com/";
@@ -19,6 +19,7 @@ pub fn rules() -> TokenRules {
         audience: AUDIENCE.into(),
         topics_claim: Some("topics".into()),
         leeway: Duration::from_secs(5),
+        max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
     }
 }
 
