@@ -323,21 +323,22 @@ impl TokenVerifier {
     /// `exp` at most `max_lifetime` after the earlier of `nbf` and `iat`, or after now when
     /// the token has neither. (`exp` is a number here: the signature check required it.)
     fn check_lifetime(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
+        // A NumericDate may have a fraction (RFC 7519 2); whole seconds are enough here.
         let seconds = |name: &str| match claims.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(value) => value
                 .as_u64()
+                .or_else(|| value.as_f64().filter(|at| *at >= 0.0).map(|at| at as u64))
                 .map(Some)
                 .ok_or_else(|| TokenError::BadClaim(name.to_owned())),
         };
         let exp = seconds("exp")?.ok_or_else(|| TokenError::MissingClaim("exp".to_owned()))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
         let from = match (seconds("nbf")?, seconds("iat")?) {
             (Some(nbf), Some(iat)) => nbf.min(iat),
             (Some(at), None) | (None, Some(at)) => at,
-            (None, None) => now,
+            (None, None) => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
         };
         let lifetime_secs = exp.saturating_sub(from);
         let max_secs = self.rules.max_lifetime.as_secs();

@@ -502,3 +502,14 @@ async fn a_token_valid_for_exactly_the_maximum_lifetime_is_accepted() {
     assert_eq!(response.status_code, 200);
     assert!(saved.is_some());
 }
+
+#[tokio::test]
+async fn a_fractional_iat_is_a_numeric_date_and_is_accepted() {
+    let issued = now();
+    let token = hs256(&claims(
+        json!({"iat": issued as f64 + 0.5, "nbf": null, "exp": issued + 600}),
+    ));
+    let (response, saved, _) = connect(&with_query_token(&token), &hs256_identity()).await;
+    assert_eq!(response.status_code, 200);
+    assert!(saved.is_some());
+}
