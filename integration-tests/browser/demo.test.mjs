@@ -52,6 +52,7 @@ test('a push sent through /notifications shows up on the demo page', async (t) =
 
   const response = await fetch(new URL('/notifications', url), {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ topics: ['room:7'], data: { text: 'hello from the test' } }),
   });
   const report = await response.json();

@@ -14,7 +14,7 @@ pub enum RequestError {
     NotAnObject,
     /// A field that is not part of the format.
     #[error(
-        "unknown field `{field}`; expected one of users, topics, connections, exclude_users, exclude_connections, data, id, segment, cursor, generation"
+        "unknown field `{field}`; expected one of users, topics, connections, broadcast, exclude_users, exclude_connections, data, id, segment, cursor, generation"
     )]
     UnknownField {
         /// The field's name as given.
@@ -66,11 +66,16 @@ pub enum RequestError {
     /// `segment` is out of range.
     #[error("field `segment`: {0}")]
     InvalidSegment(#[source] SegmentError),
-    /// `segment` on a request with users, topics or connections.
+    /// `segment` on a request that is no broadcast.
     #[error(
-        "field `segment` applies to a broadcast only; remove `users`, `topics` and `connections`, or the segment"
+        "field `segment` applies to a broadcast only; remove `users`, `topics` and `connections` (even empty ones) and a `\"broadcast\": false`, or the segment"
     )]
     SegmentNeedsBroadcast,
+    /// `"broadcast": true` together with `users`, `topics` or `connections`.
+    #[error(
+        "field `broadcast` is true, so `users`, `topics` and `connections` must be absent: a request is either a broadcast or names its audience"
+    )]
+    BroadcastWithAudience,
     /// `cursor` is empty, too long or holds control characters.
     #[error("field `cursor` must be 1 to {max} bytes without control characters, got {len} bytes")]
     InvalidCursor {
@@ -136,6 +141,7 @@ impl RequestError {
                 Some("cursor")
             }
             RequestError::GenerationTooHigh { .. } => Some("generation"),
+            RequestError::BroadcastWithAudience => Some("broadcast"),
         }
     }
 }

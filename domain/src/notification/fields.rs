@@ -17,10 +17,11 @@ use crate::notification::json::compact_data;
 use crate::segment::Segment;
 
 /// The fields a notification request may have.
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 11] = [
     "users",
     "topics",
     "connections",
+    "broadcast",
     "exclude_users",
     "exclude_connections",
     "data",
@@ -38,12 +39,15 @@ impl NotificationRequest {
             connections: Vec::new(),
             exclude_users: Vec::new(),
             exclude_connections: Vec::new(),
+            broadcast: false,
+            refuses_broadcast: false,
             data: RawValue::from_string("null".to_owned()).map_err(RequestError::Syntax)?,
             id: None,
             segment: None,
             cursor: None,
             generation: 0,
         };
+        let mut said_broadcast = None;
         for (name, value) in fields {
             let Some(&field) = FIELDS.iter().find(|known| **known == name) else {
                 return Err(RequestError::UnknownField { field: name });
@@ -60,6 +64,7 @@ impl NotificationRequest {
                 "exclude_connections" => {
                     request.exclude_connections = id_list(field, &value, ConnectionId::parse)?
                 }
+                "broadcast" => said_broadcast = typed(field, "true, false or null", &value)?,
                 "id" => request.id = request_id(&value)?,
                 "segment" => request.segment = segment(&value)?,
                 "cursor" => request.cursor = cursor(&value)?,
@@ -70,15 +75,24 @@ impl NotificationRequest {
         if !seen.contains(&"data") {
             return Err(RequestError::MissingData);
         }
+        let lists_given = ["users", "topics", "connections"]
+            .iter()
+            .any(|list| seen.contains(list));
+        match said_broadcast {
+            Some(true) if lists_given => return Err(RequestError::BroadcastWithAudience),
+            Some(said) => {
+                request.broadcast = said;
+                request.refuses_broadcast = !said;
+            }
+            None => request.broadcast = !lists_given,
+        }
         request.check_resume_fields()?;
         Ok(request)
     }
 
     /// `segment` only on a broadcast, `cursor` only on a request with one source.
     fn check_resume_fields(&self) -> Result<(), RequestError> {
-        let audience =
-            !self.users.is_empty() || !self.topics.is_empty() || !self.connections.is_empty();
-        if self.segment.is_some() && audience {
+        if self.segment.is_some() && !self.broadcast {
             return Err(RequestError::SegmentNeedsBroadcast);
         }
         let one_source = self.segment.is_some()

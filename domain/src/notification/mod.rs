@@ -13,6 +13,7 @@
 //! | `users` | array of user IDs, or `null` | every connection of these users |
 //! | `topics` | array of external IDs, or `null` | every connection subscribed to one of them |
 //! | `connections` | array of connection IDs, or `null` | these connections |
+//! | `broadcast` | `true`, `false` or `null` | `true`: every connection (with no `users`, `topics` or `connections`) |
 //! | `exclude_users` | array of user IDs, or `null` | never these users' connections; no size cap |
 //! | `exclude_connections` | array of connection IDs, or `null` | never these connections; no size cap |
 //! | `data` | any JSON value but `null`; required | sent to each connection as its compact JSON text, at most 128 KB |
@@ -21,11 +22,17 @@
 //! | `cursor` | string, or `null` | where in its one source the push resumes (set by the pusher's continuations) |
 //! | `generation` | integer 0 to 100, or `null` | how many times failed connections were re-enqueued (set by the pusher) |
 //!
-//! The audience is the union of `users`, `topics` and `connections`; when all three are absent
-//! or empty the request is a broadcast. Exclusions win over inclusion. Duplicate IDs in a list
-//! are dropped (each connection gets the request at most once anyway). `segment` is refused
-//! unless the request is a broadcast; `cursor` is refused unless the request reads exactly
-//! one source (one user, one topic, or one broadcast segment).
+//! The audience is the union of `users`, `topics` and `connections`. A list that is given
+//! targets exactly what it names, so an empty list, or `null`, targets nobody: a producer
+//! that computes its recipients at run time and finds none sends to no one, not to everyone.
+//! The request is a broadcast when it says `"broadcast": true`, or when `users`, `topics`
+//! and `connections` are all absent (and `broadcast` is not `false`). The Python pusher read
+//! empty lists as a broadcast; [`NotificationRequest::with_empty_lists_meaning_everyone`]
+//! gives that reading back, for a pusher set up to be compatible with its producers.
+//! Exclusions win over inclusion. Duplicate IDs in a list are dropped (each connection gets
+//! the request at most once anyway). `segment` is refused unless the request is a broadcast;
+//! `cursor` is refused unless the request reads exactly one source (one user, one topic, or
+//! one broadcast segment).
 //!
 //! Unknown fields are errors, so that a typo such as `"user"` can never turn a multicast into
 //! a broadcast; so are duplicate fields, wrong types, invalid IDs and oversized payloads. Every
@@ -61,6 +68,10 @@ pub struct NotificationRequest {
     connections: Vec<ConnectionId>,
     exclude_users: Vec<UserId>,
     exclude_connections: Vec<ConnectionId>,
+    /// Every connection is targeted; `users`, `topics` and `connections` are then empty.
+    broadcast: bool,
+    /// The request says `"broadcast": false`.
+    refuses_broadcast: bool,
     data: Box<RawValue>,
     id: Option<RequestId>,
     segment: Option<Segment>,
@@ -75,6 +86,8 @@ impl PartialEq for NotificationRequest {
             && self.connections == other.connections
             && self.exclude_users == other.exclude_users
             && self.exclude_connections == other.exclude_connections
+            && self.broadcast == other.broadcast
+            && self.refuses_broadcast == other.refuses_broadcast
             && self.data.get() == other.data.get()
             && self.id == other.id
             && self.segment == other.segment
@@ -188,10 +201,31 @@ impl NotificationRequest {
         &self.exclude_connections
     }
 
-    /// Whether the request goes to every connection (no users, topics or connections given),
-    /// or to every connection of one segment when it has a [`segment`](Self::segment).
+    /// Whether the request goes to every connection (`"broadcast": true`, or no `users`,
+    /// `topics` or `connections` given), or to every connection of one segment when it has
+    /// a [`segment`](Self::segment).
     pub fn is_broadcast(&self) -> bool {
-        self.users.is_empty() && self.topics.is_empty() && self.connections.is_empty()
+        self.broadcast
+    }
+
+    /// Whether the request targets nobody: it is no broadcast, and the lists it gives are
+    /// all empty (`{"users": []}`, `{"users": null}`).
+    pub fn names_nobody(&self) -> bool {
+        !self.broadcast
+            && self.users.is_empty()
+            && self.topics.is_empty()
+            && self.connections.is_empty()
+    }
+
+    /// The Python pusher's reading of this request: one that [names nobody](Self::names_nobody)
+    /// only because its lists are empty is a broadcast (exclusions kept). Any other request
+    /// is returned as it is, and so is one that says `"broadcast": false`.
+    #[must_use]
+    pub fn with_empty_lists_meaning_everyone(mut self) -> Self {
+        if self.names_nobody() && !self.refuses_broadcast {
+            self.broadcast = true;
+        }
+        self
     }
 
     /// The payload each connection receives: `data` as compact JSON text.
@@ -199,7 +233,8 @@ impl NotificationRequest {
         self.data.get()
     }
 
-    /// The request as JSON text in the documented format (empty lists are left out).
+    /// The request as JSON text in the documented format (empty lists are left out, but for
+    /// one `"users": []` in a request that names nobody).
     pub fn to_json(&self) -> String {
         // Serializing IDs and a raw value cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -219,6 +254,12 @@ impl Serialize for NotificationRequest {
             if !list.is_empty() {
                 map.serialize_entry(name, &list)?;
             }
+        }
+        if self.refuses_broadcast {
+            map.serialize_entry("broadcast", &false)?;
+        } else if self.names_nobody() {
+            // An empty list, so that the text too names nobody.
+            map.serialize_entry("users", &[] as &[&str])?;
         }
         map.serialize_entry("data", &self.data)?;
         if let Some(id) = &self.id {

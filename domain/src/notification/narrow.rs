@@ -20,8 +20,8 @@ pub enum Narrowed {
     Segment(Segment, Option<String>),
 }
 impl NotificationRequest {
-    /// A request with no audience fields, sent to `data`: the base of the narrowed requests
-    /// that continuations are made of.
+    /// A request that names nobody yet, sent to `data`: the base of the narrowed requests
+    /// that continuations are made of (an empty narrowing stays one that reaches nobody).
     fn with_data_of(&self) -> Self {
         Self {
             users: Vec::new(),
@@ -29,6 +29,8 @@ impl NotificationRequest {
             connections: Vec::new(),
             exclude_users: Vec::new(),
             exclude_connections: Vec::new(),
+            broadcast: false,
+            refuses_broadcast: false,
             data: self.data.clone(),
             id: None,
             segment: None,
@@ -68,6 +70,7 @@ impl NotificationRequest {
             }
             Narrowed::Connections(connections) => request.connections = connections,
             Narrowed::Segment(segment, cursor) => {
+                request.broadcast = true;
                 request.segment = Some(segment);
                 request.cursor = cursor;
             }

@@ -7,6 +7,7 @@ mod continuations;
 mod faults;
 mod helpers;
 mod limits;
+mod origins;
 mod scenarios;
 mod security;
 
@@ -42,6 +43,7 @@ scenarios!(
     a_multicast_reaches_every_connection_of_each_user,
     a_topic_push_reaches_only_its_subscribers,
     a_broadcast_reaches_everyone,
+    an_empty_recipient_list_reaches_nobody_and_broadcast_true_reaches_everyone,
     a_broadcast_excluding_users_skips_all_their_connections,
     excluding_the_senders_connection_skips_only_that_tab,
     a_user_reached_by_user_and_topic_gets_the_push_once,

@@ -138,6 +138,34 @@ pub async fn a_broadcast_reaches_everyone(setup: &Setup) {
     }
 }
 
+pub async fn an_empty_recipient_list_reaches_nobody_and_broadcast_true_reaches_everyone(
+    setup: &Setup,
+) {
+    let mut ana = setup.connect("ana").await;
+    let mut bob = setup.connect("bob").await;
+
+    for request in [
+        r#"{"users":[],"data":"secret"}"#,
+        r#"{"users":null,"data":"secret"}"#,
+        r#"{"users":[],"topics":[],"connections":[],"data":"secret"}"#,
+    ] {
+        let (status, report) = setup.notify(request).await;
+        assert_eq!(status, 200, "{request}: {report}");
+        assert_eq!(report["delivered"], 0, "{request}: {report}");
+        assert_eq!(report["outcome"], "complete", "{request}: {report}");
+    }
+    ana.expect_nothing().await;
+    bob.expect_nothing().await;
+
+    let (_, report) = setup
+        .notify(r#"{"broadcast":true,"data":"everyone"}"#)
+        .await;
+    assert_eq!(report["delivered"], 2, "{report}");
+    for client in [&mut ana, &mut bob] {
+        assert_eq!(client.next_text().await, r#""everyone""#);
+    }
+}
+
 pub async fn a_broadcast_excluding_users_skips_all_their_connections(setup: &Setup) {
     let mut ana_1 = setup.connect("ana").await;
     let mut ana_2 = setup.connect("ana").await;

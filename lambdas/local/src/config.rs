@@ -48,8 +48,17 @@ pub struct LocalConfig {
     pub policy: SubscriptionPolicy,
     /// How the in-process pusher pushes.
     pub push: PushConfig,
+    /// Whether a notification request whose lists are all empty is a broadcast (the
+    /// Python pusher's reading) instead of reaching nobody.
+    pub empty_lists_mean_everyone: bool,
     /// Injected faults and latency on `POST @connections`.
     pub faults: Faults,
+    /// Page origins allowed besides the gateway's own (`http://localhost:3000`, say): a
+    /// request with another `Origin` is refused with 403.
+    pub allowed_origins: Vec<String>,
+    /// Host names allowed besides IP addresses and `localhost` (a tunnel's, say), with or
+    /// without a port: a request with another `Host` is refused with 403.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for LocalConfig {
@@ -64,7 +73,10 @@ impl Default for LocalConfig {
             max_duration: MAX_CONNECTION_DURATION,
             policy: SubscriptionPolicy::default(),
             push: PushConfig::default(),
+            empty_lists_mean_everyone: false,
             faults: Faults::default(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! in-process; API Gateway's idle and maximum-duration limits; fault and latency injection
 //! for tests and benchmarks; and [`client`], the plain HTTP client of its routes that the CLI
 //! and the tests share. The rooms: `config` (the options), `state` (what the handlers share),
-//! `routes` (every route), `gateway` (start-up), `socket`, `management`, `events`,
+//! `routes` (every route), `guard` (the hosts and origins it answers), `gateway`
+//! (start-up), `socket`, `management`, `events`,
 //! `registry`, `faults`, `virtuals`.
 //!
 //! What must not: business rules. Everything wspush decides is decided by the handlers and
@@ -18,6 +19,7 @@ mod config;
 mod events;
 mod faults;
 mod gateway;
+mod guard;
 mod management;
 mod registry;
 mod routes;

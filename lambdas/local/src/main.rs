@@ -87,6 +87,10 @@ struct Args {
     /// on 429s), or `off`.
     #[arg(long, default_value = "8000", value_parser = posts_per_second)]
     max_posts_per_second: PostRate,
+    /// Read a notification request whose `users`, `topics` and `connections` are all empty
+    /// or null as a broadcast, as the Python pusher did (by default it reaches nobody).
+    #[arg(long, env = settings::EMPTY_LISTS_MEAN_EVERYONE)]
+    empty_lists_mean_everyone: bool,
     /// Latency added to every POST @connections, in milliseconds.
     #[arg(long, default_value_t = 0)]
     post_latency_ms: u64,
@@ -105,6 +109,14 @@ struct Args {
     /// Never fire $disconnect (API Gateway only promises best effort).
     #[arg(long)]
     lose_disconnects: bool,
+    /// Page origins allowed to call the gateway besides its own (comma-separated, such as
+    /// `http://localhost:3000`); requests from other origins are refused with 403.
+    #[arg(long, value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Host names the gateway answers to besides IP addresses and `localhost` (a tunnel's,
+    /// say; comma-separated); requests for other hosts are refused with 403.
+    #[arg(long, value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
 }
 
 /// `--max-posts-per-second`: a positive number, or `off`.
@@ -193,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
             max_posts_per_second: args.max_posts_per_second.0,
             ..PushConfig::default()
         },
+        empty_lists_mean_everyone: args.empty_lists_mean_everyone,
         faults: Faults {
             latency: Duration::from_millis(args.post_latency_ms),
             jitter: Duration::from_millis(args.post_jitter_ms),
@@ -201,6 +214,8 @@ async fn main() -> anyhow::Result<()> {
             requests_per_second: args.requests_per_second,
             lose_disconnects: args.lose_disconnects,
         },
+        allowed_origins: args.allowed_origins.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
     };
     let store = match &config.store {
         StoreChoice::Memory => "in-memory".to_owned(),

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
-use crate::{management, socket};
+use crate::{guard, management, socket};
 
 /// The routes: the demo page, the notification intake, the virtual connections, the
-/// WebSocket endpoint at `/{stage}`, and the `@connections` management API.
+/// WebSocket endpoint at `/{stage}`, and the `@connections` management API; every request
+/// passes the [guard](crate::guard) first.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let stage = state.config.stage.clone();
     Router::new()
@@ -26,5 +28,6 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 .get(management::get_connection)
                 .delete(management::delete_connection),
         )
+        .layer(from_fn_with_state(Arc::clone(&state), guard::guard))
         .with_state(state)
 }

@@ -17,6 +17,7 @@ use wspush_ports::{
 
 use crate::config::{LocalConfig, StoreChoice};
 use crate::faults::FaultInjector;
+use crate::guard::Guard;
 use crate::registry::Registry;
 use crate::virtuals::VirtualConnections;
 
@@ -44,6 +45,8 @@ pub(crate) struct AppState {
     pub(crate) clock: Arc<dyn Clock>,
     /// How `$connect` finds the caller's identity.
     pub(crate) identity: IdentitySource,
+    /// Which hosts and origins may talk to the gateway.
+    pub(crate) guard: Guard,
 }
 
 impl AppState {
@@ -92,7 +95,8 @@ impl AppState {
                 Arc::clone(&clock),
                 config.push,
             )?
-            .with_ledger(ledger, LedgerConfig::default()),
+            .with_ledger(ledger, LedgerConfig::default())
+            .with_empty_lists_meaning_everyone(config.empty_lists_mean_everyone),
             faults: FaultInjector::new(config.faults.clone()),
             virtuals: VirtualConnections::default(),
             clock,
@@ -100,6 +104,7 @@ impl AppState {
                 token: config.token.clone(),
                 ..IdentitySource::default()
             },
+            guard: Guard::new(address, &config.allowed_hosts, &config.allowed_origins),
             store,
             config,
         })

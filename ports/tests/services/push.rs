@@ -146,6 +146,60 @@ async fn a_broadcast_reaches_every_live_connection_across_pages_and_segments() {
 }
 
 #[tokio::test]
+async fn a_request_whose_lists_are_empty_or_null_reaches_nobody() {
+    let store = store_of(12, 3, 2).await;
+    for json in [
+        r#"{"users": [], "data": "secret"}"#,
+        r#"{"users": null, "data": "secret"}"#,
+        r#"{"users": [], "topics": [], "connections": null, "data": "secret"}"#,
+        r#"{"broadcast": false, "data": "secret"}"#,
+    ] {
+        let (gateway, sent) = recording_gateway();
+        let push = service(Arc::clone(&store), gateway, config());
+
+        let report = push.push(&request(json)).await;
+
+        assert!(recipients(&sent).is_empty(), "{json}");
+        assert_eq!(report.delivered, 0, "{json}");
+        assert!(report.is_complete(), "{json}");
+    }
+}
+
+#[tokio::test]
+async fn broadcast_true_reaches_everyone_and_the_python_reading_makes_empty_lists_a_broadcast() {
+    let store = store_of(12, 3, 2).await;
+    let everyone: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
+
+    let (gateway, sent) = recording_gateway();
+    let push = service(Arc::clone(&store), gateway, config());
+    let report = push
+        .push(&request(r#"{"broadcast": true, "data": 1}"#))
+        .await;
+    assert_eq!(recipients(&sent), everyone);
+    assert_eq!(report.delivered, 12);
+
+    let (gateway, sent) = recording_gateway();
+    let python =
+        service(Arc::clone(&store), gateway, config()).with_empty_lists_meaning_everyone(true);
+    let report = python
+        .push(&request(
+            r#"{"users": [], "exclude_users": ["u0"], "data": 1}"#,
+        ))
+        .await;
+    // u0 owns c00, c03, c06, c09.
+    assert_eq!(report.delivered, 8);
+    assert_eq!(report.excluded, 4);
+    assert!(!recipients(&sent).contains(&"c00".to_owned()));
+    let report = python
+        .push(&request(r#"{"users": ["u1"], "topics": [], "data": 1}"#))
+        .await;
+    assert_eq!(
+        report.delivered, 4,
+        "a list that names someone is read as it is"
+    );
+}
+
+#[tokio::test]
 async fn a_broadcast_excluding_150_users_skips_all_their_connections() {
     let pairs: Vec<(String, String)> = (0..400)
         .map(|i| (format!("c{i}"), format!("u{}", i % 200)))

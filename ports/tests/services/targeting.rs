@@ -72,14 +72,20 @@ impl Ask {
         let names = |prefix: &str, list: &[usize]| -> Vec<String> {
             list.iter().map(|i| format!("{prefix}{i}")).collect()
         };
-        let json = json!({
-            "users": names("u", &self.users),
-            "topics": names("t", &self.topics),
-            "connections": names("c", &self.connections),
+        // Lists that are given are given whole, empty ones included (they name nobody); an
+        // ask that names no one is a broadcast, which must say so.
+        let mut json = json!({
             "exclude_users": names("u", &self.exclude_users),
             "exclude_connections": names("c", &self.exclude_connections),
             "data": {"n": 1},
         });
+        if self.is_broadcast() {
+            json["broadcast"] = json!(true);
+        } else {
+            json["users"] = json!(names("u", &self.users));
+            json["topics"] = json!(names("t", &self.topics));
+            json["connections"] = json!(names("c", &self.connections));
+        }
         NotificationRequest::parse(&json.to_string()).expect("a valid request")
     }
 

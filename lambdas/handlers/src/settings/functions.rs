@@ -4,7 +4,7 @@ use wspush_domain::SubscriptionPolicy;
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig};
 
 use crate::connect::IdentitySource;
-use crate::settings::names::FUNCTION_NAME;
+use crate::settings::names::{EMPTY_LISTS_MEAN_EVERYONE, FUNCTION_NAME};
 use crate::settings::{Settings, SettingsError};
 
 /// What one function reads, as a whole.
@@ -84,6 +84,9 @@ pub struct PusherSettings {
     pub ledger: Option<LedgerConfig>,
     /// Where the EMF metrics go: the namespace and the function's name; `None` when off.
     pub metrics: Option<(String, String)>,
+    /// Whether a request whose lists are all empty is a broadcast (the Python pusher's
+    /// reading), [`EMPTY_LISTS_MEAN_EVERYONE`].
+    pub empty_lists_mean_everyone: bool,
 }
 
 impl FunctionSettings for PusherSettings {
@@ -109,6 +112,7 @@ impl FunctionSettings for PusherSettings {
                 .map(|queue_url| (queue_url, continuation_config)),
             ledger,
             metrics,
+            empty_lists_mean_everyone: settings.switch(EMPTY_LISTS_MEAN_EVERYONE, false)?,
         })
     }
 }

@@ -143,6 +143,22 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
             })
     }
 
+    /// `true` or `false`, `default` when unset.
+    pub fn switch(&self, key: &'static str, default: bool) -> Result<bool, SettingsError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(value) => match value.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(SettingsError::NotA {
+                    key,
+                    value,
+                    expected: "true or false",
+                }),
+            },
+        }
+    }
+
     /// The table name ([`TABLE`]).
     pub fn table(&self) -> Result<String, SettingsError> {
         self.required(TABLE)

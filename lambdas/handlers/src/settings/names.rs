@@ -38,6 +38,10 @@ pub const PAGE_SIZE: &str = "WSPUSH_PAGE_SIZE";
 /// Segments a broadcast is read in (default 4).
 pub const BROADCAST_SEGMENTS: &str = "WSPUSH_BROADCAST_SEGMENTS";
 
+/// `true` to read a notification request whose `users`, `topics` and `connections` are
+/// given but all empty (or `null`) as a broadcast, as the Python pusher did (default
+/// `false`: it reaches nobody).
+pub const EMPTY_LISTS_MEAN_EVERYONE: &str = "WSPUSH_EMPTY_LISTS_MEAN_EVERYONE";
 /// The most posts per second of one pusher instance (default 8,000; `off` for no ceiling).
 pub const MAX_POSTS_PER_SECOND: &str = "WSPUSH_MAX_POSTS_PER_SECOND";
 /// The CloudWatch namespace of the pusher's metrics (default `wspush`; `off` writes none).

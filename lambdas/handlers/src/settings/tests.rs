@@ -296,6 +296,35 @@ fn the_pusher_reads_its_endpoint_queue_and_metrics_whole() {
 }
 
 #[test]
+fn empty_lists_reach_nobody_unless_the_python_reading_is_switched_on() {
+    let base = [
+        (TABLE, "t"),
+        (MANAGEMENT_ENDPOINT, "https://example.com/prod"),
+    ];
+    let read = |value: Option<&'static str>| {
+        let mut vars = base.to_vec();
+        vars.extend(value.map(|value| (EMPTY_LISTS_MEAN_EVERYONE, value)));
+        PusherSettings::read(&settings(&vars))
+    };
+
+    assert!(!read(None).expect("default").empty_lists_mean_everyone);
+    assert!(
+        !read(Some("false"))
+            .expect("false")
+            .empty_lists_mean_everyone
+    );
+    assert!(read(Some("true")).expect("true").empty_lists_mean_everyone);
+    let Err(error) = read(Some("yes")) else {
+        panic!("`yes` is not a switch");
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains(EMPTY_LISTS_MEAN_EVERYONE) && error.contains("true or false"),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_pusher_names_its_endpoint_variables_when_they_are_missing_or_malformed() {
     let missing = PusherSettings::read(&settings(&[(TABLE, "t")])).unwrap_err();
     assert_eq!(

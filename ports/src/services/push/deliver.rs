@@ -118,6 +118,7 @@ where
         request: &NotificationRequest,
         context: &DeliveryContext,
     ) -> Delivery {
+        let request = &*self.audience_reading(request);
         let id = request.id().or(context.message_id.as_ref());
         let claimed = match (&self.ledger, id) {
             (Some((ledger, config)), Some(id)) => {

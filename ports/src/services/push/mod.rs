@@ -22,6 +22,7 @@
 //! What a push did is a [`PushReport`], which lives outside the
 //! service so that the observer port can take it.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -62,6 +63,9 @@ pub struct PushService<S: ?Sized, G: ?Sized> {
     epoch: Instant,
     continuations: Option<(Arc<dyn NotificationPublisher>, ContinuationConfig)>,
     ledger: Option<(Arc<dyn RequestLedger>, LedgerConfig)>,
+    /// Whether a request whose lists are all empty is a broadcast (the Python pusher's
+    /// reading) instead of reaching nobody.
+    empty_lists_mean_everyone: bool,
 }
 
 impl<S, G> PushService<S, G>
@@ -103,6 +107,7 @@ where
             epoch: Instant::now(),
             continuations: None,
             ledger: None,
+            empty_lists_mean_everyone: false,
         })
     }
 
@@ -132,6 +137,16 @@ where
         self
     }
 
+    /// Reads a request whose `users`, `topics` and `connections` are given but all empty
+    /// as a broadcast, as the Python pusher did, when `everyone` is true. Off by default:
+    /// such a request then reaches nobody, so that a producer who computed an empty list of
+    /// recipients does not send to everyone.
+    #[must_use]
+    pub fn with_empty_lists_meaning_everyone(mut self, everyone: bool) -> Self {
+        self.empty_lists_mean_everyone = everyone;
+        self
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &PushConfig {
         &self.config
@@ -142,9 +157,31 @@ where
     /// It runs to the end: no stop point, no scatter, no continuation, no ledger. The
     /// pusher's edge calls [`deliver`](Self::deliver) instead.
     pub async fn push(&self, request: &NotificationRequest) -> PushReport {
-        let run = self.run(request, &Plan::default()).await;
-        self.observe(request, &run.report);
+        let request = self.audience_reading(request);
+        let run = self.run(&request, &Plan::default()).await;
+        self.observe(&request, &run.report);
         run.report
+    }
+
+    /// `request` as this service reads its audience (see
+    /// [`with_empty_lists_meaning_everyone`](Self::with_empty_lists_meaning_everyone)); one
+    /// that names nobody is logged, since it reaches no connection.
+    pub(crate) fn audience_reading<'r>(
+        &self,
+        request: &'r NotificationRequest,
+    ) -> Cow<'r, NotificationRequest> {
+        if !request.names_nobody() {
+            return Cow::Borrowed(request);
+        }
+        if self.empty_lists_mean_everyone {
+            tracing::info!("the request's lists are all empty: a broadcast, as set");
+            return Cow::Owned(request.clone().with_empty_lists_meaning_everyone());
+        }
+        tracing::info!(
+            request_id = request.id().map(|id| id.as_str()),
+            "the request names nobody (its lists are empty or null): it reaches no connection"
+        );
+        Cow::Borrowed(request)
     }
 
     /// Tells the observers about a finished push.
