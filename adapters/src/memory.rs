@@ -202,16 +202,34 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn subscribe(
+    async fn subscribe_at_most(
         &self,
         connection: &Connection,
         topics: &[ExternalId],
+        max: usize,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        // The count and the write under one write lock: concurrent subscribes of one
+        // connection are decided one after the other.
         let mut inner = self.write();
         let id = connection.id();
         if inner.live(id, now).is_none() {
             return Err(StoreError::ConnectionNotFound(id.clone()));
+        }
+        let held = inner.topics_of.get(id);
+        let held_count = held.map_or(0, BTreeSet::len);
+        let adding = topics
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|topic| !held.is_some_and(|held| held.contains(*topic)))
+            .count();
+        if held_count.saturating_add(adding) > max {
+            return Err(StoreError::SubscriptionLimit {
+                held: held_count,
+                adding,
+                max,
+            });
         }
         for topic in topics {
             inner

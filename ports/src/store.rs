@@ -15,6 +15,18 @@ pub enum StoreError {
     /// The connection is not in the store, or has expired.
     #[error("connection `{0}` is not connected")]
     ConnectionNotFound(ConnectionId),
+    /// Subscribing would take the connection over its limit; nothing was written.
+    #[error(
+        "a connection may hold at most {max} subscriptions; it has {held} and asked for {adding} more"
+    )]
+    SubscriptionLimit {
+        /// Subscriptions the connection held.
+        held: usize,
+        /// New ones asked for.
+        adding: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A cursor that this store did not hand out for this source.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
@@ -95,17 +107,36 @@ pub trait ConnectionStore: Send + Sync {
     /// MUST be idempotent: deleting an unknown connection returns `Ok(())`.
     async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError>;
 
-    /// Subscribes the connection to each external ID. Subscribing again is not an error.
+    /// Subscribes the connection to each external ID, provided it then holds at most `max`
+    /// subscriptions. Subscribing again to a topic it holds is not an error and does not
+    /// count twice.
     ///
-    /// MUST return [`StoreError::ConnectionNotFound`] and write nothing when the connection
-    /// is not saved (or has expired) at `now`, so that no subscription outlives its
-    /// connection.
+    /// MUST decide the limit atomically with the write, so that concurrent calls for one
+    /// connection (API Gateway runs a socket's messages concurrently) never leave it holding
+    /// more than `max`, and MUST return [`StoreError::SubscriptionLimit`] and write nothing
+    /// when the new topics would take it over. MUST return [`StoreError::ConnectionNotFound`]
+    /// and write nothing when the connection is not saved (or has expired) at `now`, so that
+    /// no subscription outlives its connection.
+    async fn subscribe_at_most(
+        &self,
+        connection: &Connection,
+        topics: &[ExternalId],
+        max: usize,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Subscribes the connection to each external ID with no limit on how many it holds (a
+    /// backend's decision, or a test's set-up); otherwise as
+    /// [`subscribe_at_most`](Self::subscribe_at_most).
     async fn subscribe(
         &self,
         connection: &Connection,
         topics: &[ExternalId],
         now: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.subscribe_at_most(connection, topics, usize::MAX, now)
+            .await
+    }
 
     /// Removes the connection's subscriptions to each external ID. MUST be idempotent.
     async fn unsubscribe(

@@ -2,23 +2,7 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use wspush_ports::StoreError;
-
-pub(super) fn connection_check_failed(
-    error: &SdkError<TransactWriteItemsError, HttpResponse>,
-) -> bool {
-    match error.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            cancelled
-                .cancellation_reasons()
-                .first()
-                .and_then(|reason| reason.code())
-                == Some("ConditionalCheckFailed")
-        }
-        _ => false,
-    }
-}
 
 /// A `ValidationException` on a resumed read means the cursor was not one of ours.
 pub(super) fn cursor_error<E>(resumed: bool, error: SdkError<E, HttpResponse>) -> StoreError

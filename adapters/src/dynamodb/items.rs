@@ -20,6 +20,9 @@ pub(super) const TOPIC: &str = "topic";
 pub(super) const CONNECTED_AT: &str = "connected_at";
 pub(super) const EXPIRES_AT_MS: &str = "expires_at_ms";
 pub(super) const GRANTS: &str = "grants";
+/// On a connection item: how many subscription items it has (kept by subscribe and
+/// unsubscribe, so that the subscription limit is checked atomically).
+pub(super) const SUBSCRIPTIONS: &str = "subs";
 /// The table's TTL attribute, in epoch seconds.
 pub const TTL: &str = "ttl";
 /// The index of connection items by user; scanned in segments for a broadcast.

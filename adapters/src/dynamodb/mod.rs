@@ -6,7 +6,7 @@
 //!
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
-//! | connection | `c#<connection id>` | `conn` | `owner` (user), `connected_at`, `expires_at_ms`, `ttl`, `grants` (a list of strings, only when the token limited its topics) |
+//! | connection | `c#<connection id>` | `conn` | `owner` (user), `connected_at`, `expires_at_ms`, `ttl`, `grants` (a list of strings, only when the token limited its topics), `subs` (how many subscription items it has; absent before the first subscribe) |
 //! | subscription | `c#<connection id>` | `t#<external id>` | `topic`, `member` (user), `connected_at`, `expires_at_ms`, `ttl` |
 //! | request (ledger) | `r#<request id>` | `request` | `state` (`claimed` or `completed`), `until_ms`, `ttl` |
 //!
@@ -25,8 +25,8 @@
 //! | save a connection | `PutItem` |
 //! | read a connection | `GetItem` (consistent) |
 //! | delete a connection with its subscriptions | `DeleteItem` of the connection item first (a racing subscribe then fails its check), then `Query` `pk = c#id` (consistent) and `BatchWriteItem` deletes of what is left, 25 per call, retrying `UnprocessedItems` |
-//! | subscribe | `TransactWriteItems`: a `ConditionCheck` that the connection exists and is live, and one `Put` per topic (99 per transaction) |
-//! | unsubscribe | `BatchWriteItem` deletes |
+//! | subscribe | `Query` of what it holds (by the service), then `TransactWriteItems`: an `Update` of the connection's `subs` by the number of new topics, on condition that it exists, is live and holds at most `max - n`, and one `Put` per topic on condition that it does not exist (99 per transaction); a topic already held is dropped and the rest retried, a `TransactionConflict` retried after a random pause; a failed count is explained by a `GetItem` (gone, or the limit) |
+//! | unsubscribe | `Query` of what it holds, then `TransactWriteItems`: an `Update` taking the number deleted off `subs`, and one `Delete` per held topic on condition that it exists (`BatchWriteItem` deletes when the connection is gone) |
 //! | subscriptions of a connection | `Query` `pk = c#id AND begins_with(sk, "t#")` |
 //! | connections of a user | `Query` on `by_user` |
 //! | connections of an external ID | `Query` on `by_topic` |
@@ -52,6 +52,7 @@
 //! | `items.rs` | attribute names, keys, and mapping items to and from the domain's types |
 //! | `cursor.rs` | the cursor format (a `LastEvaluatedKey` as text) |
 //! | `store.rs` | the [`ConnectionStore`](wspush_ports::ConnectionStore) port: writes and audience reads |
+//! | `subscriptions.rs` | subscribe and unsubscribe, keeping the connection's count exact |
 //! | `ledger.rs` | the [`RequestLedger`](wspush_ports::RequestLedger) port |
 //! | `batch.rs` | batch writes and reads, retrying unprocessed entries with backoff |
 //! | `errors.rs` | SDK errors mapped onto the port's [`StoreError`](wspush_ports::StoreError) |
@@ -62,6 +63,7 @@ mod errors;
 mod items;
 mod ledger;
 mod store;
+mod subscriptions;
 mod table;
 
 use aws_sdk_dynamodb::Client;

@@ -3,20 +3,15 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, DeleteRequest, Put, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp};
 use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
 
 use super::DynamoDbStore;
 use super::batch::BATCH_GET_MAX;
 use super::cursor::{decode_cursor, encode_cursor};
-use super::errors::{build_error, connection_check_failed, cursor_error, store_error};
+use super::errors::{build_error, cursor_error, store_error};
 use super::items::*;
-
-/// `TransactWriteItems` takes at most 100 actions; one is the connection check.
-const TRANSACT_PUTS_MAX: usize = 99;
 
 impl DynamoDbStore {
     async fn query_index(
@@ -204,56 +199,14 @@ impl ConnectionStore for DynamoDbStore {
         self.batch_write(requests).await
     }
 
-    async fn subscribe(
+    async fn subscribe_at_most(
         &self,
         connection: &Connection,
         topics: &[ExternalId],
+        max: usize,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let unique: Vec<&ExternalId> = {
-            let mut seen = HashSet::new();
-            topics.iter().filter(|topic| seen.insert(*topic)).collect()
-        };
-        for chunk in unique.chunks(TRANSACT_PUTS_MAX) {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(connection_key(connection.id())))
-                .condition_expression("attribute_exists(#pk) AND #expires > :now")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#expires", EXPIRES_AT_MS)
-                .expression_attribute_values(":now", number(now.unix_millis()))
-                .build()
-                .map_err(build_error)?;
-            let mut actions = vec![TransactWriteItem::builder().condition_check(check).build()];
-            for topic in chunk {
-                let mut item = subscription_key(connection.id(), topic);
-                item.insert(TOPIC.into(), AttributeValue::S(topic.to_string()));
-                item.insert(
-                    MEMBER.into(),
-                    AttributeValue::S(connection.user().to_string()),
-                );
-                add_lifetime(&mut item, connection);
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(build_error)?;
-                actions.push(TransactWriteItem::builder().put(put).build());
-            }
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await;
-            if let Err(error) = result {
-                if connection_check_failed(&error) {
-                    return Err(StoreError::ConnectionNotFound(connection.id().clone()));
-                }
-                return Err(store_error(error));
-            }
-        }
-        Ok(())
+        self.subscribe_counted(connection, topics, max, now).await
     }
 
     async fn unsubscribe(
@@ -261,18 +214,7 @@ impl ConnectionStore for DynamoDbStore {
         connection: &ConnectionId,
         topics: &[ExternalId],
     ) -> Result<(), StoreError> {
-        let unique: HashSet<&ExternalId> = topics.iter().collect();
-        let requests = unique
-            .into_iter()
-            .map(|topic| {
-                DeleteRequest::builder()
-                    .set_key(Some(subscription_key(connection, topic)))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(build_error)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(requests).await
+        self.unsubscribe_counted(connection, topics).await
     }
 
     async fn subscriptions(

@@ -145,3 +145,121 @@ pub async fn unsubscribing_removes_only_the_named_topics_and_is_idempotent(store
             .is_empty()
     );
 }
+
+/// The limit is the store's to keep, atomically: 8 subscribes of 10 new topics each, run at
+/// once on one connection that may hold 35 (API Gateway runs a socket's messages
+/// concurrently), leave it holding exactly 30, from the 3 that got in; the other 5 are
+/// refused with the limit and write nothing.
+pub async fn concurrent_subscribes_never_take_a_connection_over_its_limit(store: Store) {
+    let c1 = open("c1", "ana");
+    store.save(&c1).await.expect("save");
+
+    let attempts = (0..8).map(|task| {
+        let store = Arc::clone(&store);
+        let c1 = c1.clone();
+        tokio::spawn(async move {
+            let topics: Vec<ExternalId> = (0..10)
+                .map(|i| topic(&format!("room:{task}-{i}")))
+                .collect();
+            store.subscribe_at_most(&c1, &topics, 35, NOW).await
+        })
+    });
+    let results: Vec<Result<(), StoreError>> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("the task ran"))
+        .collect();
+
+    let admitted = results.iter().filter(|result| result.is_ok()).count();
+    for result in &results {
+        match result {
+            Ok(()) => {}
+            Err(StoreError::SubscriptionLimit { held, adding, max }) => {
+                assert_eq!((*adding, *max), (10, 35));
+                assert!(held + adding > *max, "refused below the limit: {result:?}");
+            }
+            Err(other) => panic!("a subscribe failed otherwise: {other:?}"),
+        }
+    }
+    let held = store.subscriptions(c1.id()).await.expect("subs");
+    assert_eq!(admitted, 3, "{results:?}");
+    assert_eq!(held.len(), 30, "{held:?}");
+}
+
+/// Topics already held do not count again, even when concurrent subscribes name the same
+/// ones; a limit reached is reported with what the connection holds.
+pub async fn concurrent_subscribes_of_the_same_topics_count_them_once(store: Store) {
+    let c1 = open("c1", "ana");
+    store.save(&c1).await.expect("save");
+    let topics: Vec<ExternalId> = (0..10).map(|i| topic(&format!("room:{i}"))).collect();
+
+    let attempts = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        let (c1, topics) = (c1.clone(), topics.clone());
+        tokio::spawn(async move { store.subscribe_at_most(&c1, &topics, 10, NOW).await })
+    });
+    for joined in futures::future::join_all(attempts).await {
+        joined
+            .expect("the task ran")
+            .expect("the same 10 topics fit a limit of 10");
+    }
+    let one_more = store
+        .subscribe_at_most(&c1, &[topic("room:x")], 10, NOW)
+        .await;
+
+    assert_eq!(store.subscriptions(c1.id()).await.expect("subs").len(), 10);
+    assert!(
+        matches!(
+            one_more,
+            Err(StoreError::SubscriptionLimit {
+                held: 10,
+                adding: 1,
+                max: 10
+            })
+        ),
+        "{one_more:?}"
+    );
+    assert!(
+        read_all(&store, Source::Topic(topic("room:x")), 10)
+            .await
+            .is_empty(),
+        "a refused subscribe wrote nothing"
+    );
+}
+
+/// Unsubscribing gives the room back, counting only what was held.
+pub async fn unsubscribing_frees_room_under_the_limit(store: Store) {
+    let c1 = open("c1", "ana");
+    store.save(&c1).await.expect("save");
+    let held: Vec<ExternalId> = ["a", "b", "c", "d", "e"].map(topic).to_vec();
+    store
+        .subscribe_at_most(&c1, &held, 5, NOW)
+        .await
+        .expect("5 of 5");
+
+    store
+        .unsubscribe(c1.id(), &[topic("a"), topic("b"), topic("never-held")])
+        .await
+        .expect("unsubscribe");
+    store
+        .unsubscribe(c1.id(), &[topic("a")])
+        .await
+        .expect("again");
+    store
+        .subscribe_at_most(&c1, &[topic("f"), topic("g"), topic("c")], 5, NOW)
+        .await
+        .expect("2 new ones fit again");
+    let over = store.subscribe_at_most(&c1, &[topic("h")], 5, NOW).await;
+
+    assert!(
+        matches!(over, Err(StoreError::SubscriptionLimit { held: 5, .. })),
+        "{over:?}"
+    );
+    let now_held: BTreeSet<ExternalId> = store
+        .subscriptions(c1.id())
+        .await
+        .expect("subs")
+        .into_iter()
+        .collect();
+    assert_eq!(now_held, ["c", "d", "e", "f", "g"].map(topic).into());
+}

@@ -52,6 +52,23 @@ impl Setup {
         }
     }
 
+    /// A gateway with `config`, on a fresh DynamoDB Local table.
+    pub async fn dynamodb_with_config(config: LocalConfig) -> Self {
+        let fixture = DynamoDbFixture::new().await;
+        let config = LocalConfig {
+            store: StoreChoice::DynamoDb {
+                endpoint: fixture.endpoint.clone(),
+                table: fixture.store.table().to_owned(),
+            },
+            ..config
+        };
+        let gateway = start(config).await.expect("the local gateway starts");
+        Self {
+            gateway,
+            dynamodb: Some(fixture),
+        }
+    }
+
     async fn with(store: StoreChoice, dynamodb: Option<DynamoDbFixture>, faults: Faults) -> Self {
         let config = LocalConfig {
             store,

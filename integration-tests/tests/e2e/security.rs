@@ -273,3 +273,69 @@ async fn raw_handshake(setup: &Setup, extra: &[(&str, &str)]) -> String {
     }
     String::from_utf8_lossy(&head).into_owned()
 }
+
+/// API Gateway invokes the subscribe function once per message, with nothing ordering a
+/// socket's messages. 8 subscribe messages of 10 new topics each, sent at once on one socket
+/// that may hold 35, run concurrently (`concurrent_messages`): exactly 3 are admitted, 5 are
+/// denied with the limit, and the store holds 30, on both stores.
+async fn concurrent_subscribe_messages_never_exceed_the_limit(setup: Setup) {
+    let mut ana = setup.connect("ana").await;
+    for message in 0..8 {
+        let topics: Vec<String> = (0..10).map(|i| format!("room:{message}-{i}")).collect();
+        ana.send(&json!({"action": "subscribe", "topics": topics}).to_string())
+            .await;
+    }
+    let mut replies = Vec::new();
+    for _ in 0..8 {
+        replies.push(ana.next_json().await);
+    }
+
+    let admitted = replies.iter().filter(|reply| reply["ok"] == true).count();
+    let denied: Vec<&Value> = replies
+        .iter()
+        .filter(|reply| reply["ok"] == false)
+        .collect();
+    assert_eq!(admitted, 3, "{replies:?}");
+    assert_eq!(denied.len(), 5, "{replies:?}");
+    for reply in denied {
+        let error = reply["error"].as_str().expect("an error");
+        assert!(
+            error.starts_with("a connection may hold at most 35 subscriptions"),
+            "{reply}"
+        );
+    }
+    let held = setup
+        .gateway
+        .store()
+        .subscriptions(&ConnectionId::parse(ana.id.as_str()).expect("id"))
+        .await
+        .expect("read");
+    assert_eq!(held.len(), 30);
+    setup.finish().await;
+}
+
+fn concurrent_limits() -> LocalConfig {
+    LocalConfig {
+        concurrent_messages: true,
+        policy: SubscriptionPolicy::default()
+            .with_max_subscriptions_per_connection(35)
+            .with_max_topics_per_message(10),
+        ..LocalConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_subscribe_messages_never_exceed_the_limit_in_memory() {
+    concurrent_subscribe_messages_never_exceed_the_limit(
+        Setup::memory_with(concurrent_limits()).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_subscribe_messages_never_exceed_the_limit_on_dynamodb() {
+    concurrent_subscribe_messages_never_exceed_the_limit(
+        Setup::dynamodb_with_config(concurrent_limits()).await,
+    )
+    .await;
+}

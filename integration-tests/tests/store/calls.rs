@@ -115,7 +115,7 @@ async fn disconnect_with_k_subscriptions_is_a_delete_a_query_and_a_batch_write_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_is_a_get_a_query_and_one_transaction() {
+async fn subscribe_is_a_get_a_query_and_one_transaction_and_unsubscribe_a_query_and_one() {
     let fixture = DynamoDbFixture::new().await;
     save(&fixture, "c1", "ana").await;
     let service = SubscriptionService::new(
@@ -133,6 +133,17 @@ async fn subscribe_is_a_get_a_query_and_one_transaction() {
     assert_eq!(
         fixture.calls.snapshot(),
         calls(&[("GetItem", 1), ("Query", 1), ("TransactWriteItems", 1)])
+    );
+
+    fixture.calls.reset();
+    service
+        .unsubscribe(&id("c1"), &topics(3))
+        .await
+        .expect("unsubscribe");
+    assert_eq!(
+        fixture.calls.snapshot(),
+        calls(&[("Query", 1), ("TransactWriteItems", 1)]),
+        "unsubscribe reads what is held, then deletes it and its count in one transaction"
     );
     fixture.finish().await;
 }

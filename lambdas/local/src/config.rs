@@ -53,6 +53,10 @@ pub struct LocalConfig {
     pub empty_lists_mean_everyone: bool,
     /// Injected faults and latency on `POST @connections`.
     pub faults: Faults,
+    /// Whether a socket's messages are handled concurrently, as API Gateway invokes a
+    /// route's Lambda once per message with nothing ordering them; by default one after the
+    /// other, in the order sent.
+    pub concurrent_messages: bool,
     /// Page origins allowed besides the gateway's own (`http://localhost:3000`, say): a
     /// request with another `Origin` is refused with 403.
     pub allowed_origins: Vec<String>,
@@ -75,6 +79,7 @@ impl Default for LocalConfig {
             push: PushConfig::default(),
             empty_lists_mean_everyone: false,
             faults: Faults::default(),
+            concurrent_messages: false,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }

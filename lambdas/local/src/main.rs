@@ -109,6 +109,10 @@ struct Args {
     /// Never fire $disconnect (API Gateway only promises best effort).
     #[arg(long)]
     lose_disconnects: bool,
+    /// Handle a socket's messages concurrently, as API Gateway does (each message is its own
+    /// Lambda invocation); by default one after the other.
+    #[arg(long)]
+    concurrent_messages: bool,
     /// Page origins allowed to call the gateway besides its own (comma-separated, such as
     /// `http://localhost:3000`); requests from other origins are refused with 403.
     #[arg(long, value_delimiter = ',')]
@@ -214,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
             requests_per_second: args.requests_per_second,
             lose_disconnects: args.lose_disconnects,
         },
+        concurrent_messages: args.concurrent_messages,
         allowed_origins: args.allowed_origins.clone(),
         allowed_hosts: args.allowed_hosts.clone(),
     };

@@ -101,6 +101,7 @@ pub async fn upgrade(
 }
 
 async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
+    let info = Arc::new(info);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     state.registry.insert(
@@ -146,18 +147,29 @@ async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
                     if let Some(live) = state.registry.get(&info.id) {
                         Registry::touch(&live, state.clock.now().unix_millis());
                     }
-                    match message {
-                        Some(Ok(Message::Text(text))) => on_message(&state, &info, text.as_str(), &tx).await,
-                        Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
-                            Ok(text) => on_message(&state, &info, text, &tx).await,
-                            Err(_) => tracing::info!(connection = %info.id, "ignoring a binary message that is not UTF-8"),
+                    let body = match message {
+                        Some(Ok(Message::Text(text))) => text.as_str().to_owned(),
+                        Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                            Ok(text) => text,
+                            Err(_) => {
+                                tracing::info!(connection = %info.id, "ignoring a binary message that is not UTF-8");
+                                continue;
+                            }
                         },
                         Some(Ok(Message::Close(frame))) => {
                             let code = frame.as_ref().map_or(1005, |frame| frame.code);
                             return (code, "the client closed the connection".to_owned());
                         }
-                        Some(Ok(_)) => {}
+                        Some(Ok(_)) => continue,
                         Some(Err(_)) | None => return (1006, "the connection was lost".to_owned()),
+                    };
+                    if state.config.concurrent_messages {
+                        // As API Gateway does: each message is its own invocation, and
+                        // nothing orders them.
+                        let (state, info, tx) = (Arc::clone(&state), Arc::clone(&info), tx.clone());
+                        tokio::spawn(async move { on_message(&state, &info, &body, &tx).await });
+                    } else {
+                        on_message(&state, &info, &body, &tx).await;
                     }
                 }
                 () = sleep_until(idle_deadline) => return (1001, "idle timeout".to_owned()),

@@ -26,6 +26,13 @@ impl From<StoreError> for SubscribeError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::ConnectionNotFound(id) => SubscribeError::NotConnected(id),
+            StoreError::SubscriptionLimit { held, adding, max } => {
+                SubscribeError::Denied(Denial::TooManySubscriptions {
+                    current: held,
+                    adding,
+                    max,
+                })
+            }
             other => SubscribeError::Store(other),
         }
     }
@@ -72,9 +79,18 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
                 adding.push(topic.clone());
             }
         }
+        // Checked here for a clear answer without a write, and by the store again, atomically
+        // with the write, against concurrent subscribes of the same connection.
         self.policy.check_total(held.len(), adding.len())?;
         if !adding.is_empty() {
-            self.store.subscribe(&found, &adding, now).await?;
+            self.store
+                .subscribe_at_most(
+                    &found,
+                    &adding,
+                    self.policy.max_subscriptions_per_connection(),
+                    now,
+                )
+                .await?;
             tracing::info!(%connection, topics = adding.len(), "subscribed");
         }
         held.extend(adding);
