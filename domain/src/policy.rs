@@ -21,7 +21,7 @@ pub enum Denial {
         topic: ExternalId,
     },
     /// The connection's token does not grant the topic.
-    #[error("topic `{topic}` is not granted by the connection's token")]
+    #[error("topic `{topic}` is not granted to the connection (by its token or authorizer)")]
     NotGranted {
         /// The topic refused.
         topic: ExternalId,

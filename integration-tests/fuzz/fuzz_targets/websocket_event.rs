@@ -34,6 +34,7 @@ static WITH_TOKENS: LazyLock<IdentitySource> = LazyLock::new(|| {
 
 static WITHOUT_TOKENS: LazyLock<IdentitySource> = LazyLock::new(|| IdentitySource {
     insecure_query_param: Some("user".to_owned()),
+    authorizer_grants_key: Some("topics".to_owned()),
     ..IdentitySource::default()
 });
 
@@ -49,9 +50,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(!refusal.to_string().is_empty());
         }
     }
+    let allowed = ["wspush".to_owned()];
     for tokens in [true, false] {
-        if let Some(protocol) = chosen_protocol(&event, tokens) {
-            assert!(!protocol.is_empty() && !protocol.contains(','));
+        for list in [None, Some(&allowed[..])] {
+            if let Some(protocol) = chosen_protocol(&event, tokens, list) {
+                assert!(!protocol.is_empty() && !protocol.contains(','));
+            }
         }
     }
     if let Err(error) = parse_route_body(event.body.as_deref()) {

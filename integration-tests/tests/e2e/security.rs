@@ -163,7 +163,7 @@ async fn each_policy_denial_reaches_the_socket_as_an_error_and_writes_nothing() 
         ),
         (
             &not_granted,
-            "topic `ticker:MSFT` is not granted by the connection's token",
+            "topic `ticker:MSFT` is not granted to the connection (by its token or authorizer)",
         ),
         (
             &too_many_topics,

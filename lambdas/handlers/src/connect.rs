@@ -5,12 +5,14 @@
 //! - **a token** ([`TokenVerifier`]), when configured: a JWT in the `token` query parameter
 //!   or among the `Sec-WebSocket-Protocol` values (browsers can set no other header). Only the
 //!   token counts then; the authorizer context is ignored.
-//! - **the authorizer** (`requestContext.authorizer`), under [`IdentitySource::authorizer_key`].
+//! - **the authorizer** (`requestContext.authorizer`), under [`IdentitySource::authorizer_key`];
+//!   the topics it grants under [`IdentitySource::authorizer_grants_key`], when set.
 //! - INSECURE, for development only: a query parameter that names the user.
 //!
 //! When the client offered subprotocols, the answer names the one chosen, as browsers and API
-//! Gateway require: the first offered that is not a token, or the token itself when it was
-//! the only one.
+//! Gateway require: the first offered that is not a token (and is in
+//! [`IdentitySource::subprotocols`], when that allow-list is set), or else the token itself
+//! when one was offered.
 
 use std::sync::Arc;
 
@@ -40,6 +42,14 @@ pub struct IdentitySource {
     pub insecure_query_param: Option<String>,
     /// When set, a valid token is the only identity accepted.
     pub token: Option<Arc<TokenVerifier>>,
+    /// The key of `requestContext.authorizer` that lists the topics the user may subscribe
+    /// to (a JSON array, or a comma-separated list, in a string: an authorizer's context holds
+    /// strings, numbers and booleans only). When set, a context without it grants nothing
+    /// but the user's own channel; `None` leaves topics to the subscription policy.
+    pub authorizer_grants_key: Option<String>,
+    /// The subprotocols `$connect` may answer with; `None` for whichever the client offered
+    /// first.
+    pub subprotocols: Option<Vec<String>>,
 }
 
 impl Default for IdentitySource {
@@ -48,6 +58,8 @@ impl Default for IdentitySource {
             authorizer_key: "principalId".to_owned(),
             insecure_query_param: None,
             token: None,
+            authorizer_grants_key: None,
+            subprotocols: None,
         }
     }
 }
@@ -81,6 +93,14 @@ pub enum Refusal {
     /// The identity is not a valid user ID.
     #[error("the identity is not a valid user ID: {0}")]
     InvalidUser(IdError),
+    /// The authorizer's grants are not a list of valid grants.
+    #[error("the authorizer's `{key}`: {reason}")]
+    InvalidGrants {
+        /// The context key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Whether a subprotocol value is a JWT: three dot-separated parts whose first decodes to
@@ -113,11 +133,13 @@ impl<'a> Offered<'a> {
         Self { protocols, tokens }
     }
 
-    /// The subprotocol to answer with: the first offered that is not a token, else the
-    /// token when tokens are in use (the client offered nothing else), else none.
-    fn chosen(&self, tokens_in_use: bool) -> Option<String> {
+    /// The subprotocol to answer with: the first offered that is not a token and is
+    /// `allowed` (any, when there is no allow-list), else the token when tokens are in use,
+    /// else none.
+    fn chosen(&self, tokens_in_use: bool, allowed: Option<&[String]>) -> Option<String> {
         self.protocols
-            .first()
+            .iter()
+            .find(|protocol| allowed.is_none_or(|allowed| allowed.iter().any(|a| a == *protocol)))
             .or_else(|| self.tokens.first().filter(|_| tokens_in_use))
             .map(|value| (*value).to_owned())
     }
@@ -140,10 +162,14 @@ impl<'a> Offered<'a> {
     }
 }
 
-/// The subprotocol `$connect` answers with: the first offered that is not a token, else the
-/// token when `tokens` are in use, else none.
-pub fn chosen_protocol(event: &ApiGatewayWebsocketProxyRequest, tokens: bool) -> Option<String> {
-    Offered::of(event).chosen(tokens)
+/// The subprotocol `$connect` answers with: the first offered that is not a token and is
+/// `allowed` (any, for `None`), else the token when `tokens` are in use, else none.
+pub fn chosen_protocol(
+    event: &ApiGatewayWebsocketProxyRequest,
+    tokens: bool,
+    allowed: Option<&[String]>,
+) -> Option<String> {
+    Offered::of(event).chosen(tokens, allowed)
 }
 
 impl IdentitySource {
@@ -186,7 +212,14 @@ impl IdentitySource {
             .or_else(from_query)
             .ok_or_else(|| Refusal::NoIdentity(self.authorizer_key.clone()))?;
         let user = UserId::parse(raw).map_err(Refusal::InvalidUser)?;
-        Ok(Identified { user, grants: None })
+        let grants = match &self.authorizer_grants_key {
+            Some(key) => Some(authorizer_grants(
+                key,
+                event.request_context.authorizer.fields.get(key),
+            )?),
+            None => None,
+        };
+        Ok(Identified { user, grants })
     }
 }
 
@@ -215,7 +248,8 @@ where
     match service.connect_with_grants(connection, user, grants).await {
         Ok(_) => {
             let mut answer = response(200, "Connected");
-            if let Some(protocol) = offered.chosen(identity.token.is_some())
+            if let Some(protocol) =
+                offered.chosen(identity.token.is_some(), identity.subprotocols.as_deref())
                 && let Ok(value) = HeaderValue::from_str(&protocol)
             {
                 answer.headers.insert(PROTOCOL_HEADER, value);
@@ -227,4 +261,39 @@ where
             response(500, "Internal server error")
         }
     }
+}
+
+/// The grants under `key` of an authorizer's context: absent grants nothing; otherwise a
+/// JSON array of strings, or a comma-separated list, in a string (a JSON array is taken too,
+/// for authorizers of HTTP APIs' simple responses).
+fn authorizer_grants(key: &str, value: Option<&Value>) -> Result<TopicGrants, Refusal> {
+    let bad = |reason: String| Refusal::InvalidGrants {
+        key: key.to_owned(),
+        reason,
+    };
+    let strings: Vec<String> = match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) if text.trim_start().starts_with('[') => {
+            serde_json::from_str(text)
+                .map_err(|error| bad(format!("not a JSON array of strings: {error}")))?
+        }
+        Some(Value::String(text)) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|grant| !grant.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(index, grant)| {
+                grant
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad(format!("grant {index} is not a string")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("must be a list of topics".to_owned())),
+    };
+    TopicGrants::parse(strings).map_err(|error| bad(error.to_string()))
 }

@@ -53,6 +53,9 @@ pub struct LocalConfig {
     pub empty_lists_mean_everyone: bool,
     /// Injected faults and latency on `POST @connections`.
     pub faults: Faults,
+    /// The subprotocols `$connect` may answer with, as `WSPUSH_SUBPROTOCOLS`; `None` for
+    /// whichever the client offered first.
+    pub subprotocols: Option<Vec<String>>,
     /// Whether a socket's messages are handled concurrently, as API Gateway invokes a
     /// route's Lambda once per message with nothing ordering them; by default one after the
     /// other, in the order sent.
@@ -79,6 +82,7 @@ impl Default for LocalConfig {
             push: PushConfig::default(),
             empty_lists_mean_everyone: false,
             faults: Faults::default(),
+            subprotocols: None,
             concurrent_messages: false,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),

@@ -109,6 +109,10 @@ struct Args {
     /// Never fire $disconnect (API Gateway only promises best effort).
     #[arg(long)]
     lose_disconnects: bool,
+    /// The subprotocols `$connect` may answer with (comma-separated); by default whichever
+    /// the client offered first.
+    #[arg(long, value_delimiter = ',', env = settings::SUBPROTOCOLS)]
+    subprotocols: Vec<String>,
     /// Handle a socket's messages concurrently, as API Gateway does (each message is its own
     /// Lambda invocation); by default one after the other.
     #[arg(long)]
@@ -218,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
             requests_per_second: args.requests_per_second,
             lose_disconnects: args.lose_disconnects,
         },
+        subprotocols: (!args.subprotocols.is_empty()).then(|| args.subprotocols.clone()),
         concurrent_messages: args.concurrent_messages,
         allowed_origins: args.allowed_origins.clone(),
         allowed_hosts: args.allowed_hosts.clone(),

@@ -102,6 +102,7 @@ impl AppState {
             clock,
             identity: IdentitySource {
                 token: config.token.clone(),
+                subprotocols: config.subprotocols.clone(),
                 ..IdentitySource::default()
             },
             guard: Guard::new(address, &config.allowed_hosts, &config.allowed_origins),

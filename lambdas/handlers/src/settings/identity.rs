@@ -22,13 +22,57 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
                 reason: "tokens are required, so users cannot name themselves; unset it".into(),
             });
         }
+        let authorizer_grants_key = self
+            .get(AUTHORIZER_GRANTS_KEY)
+            .map(|key| key.trim().to_owned());
+        if let (Some(_), Some(key)) = (&token, &authorizer_grants_key) {
+            return Err(SettingsError::Invalid {
+                key: AUTHORIZER_GRANTS_KEY,
+                value: key.clone(),
+                reason: format!(
+                    "tokens are required, so the authorizer is not used: grant topics with the token's claim ({JWT_TOPICS_CLAIM}), or unset it"
+                ),
+            });
+        }
         Ok(IdentitySource {
             authorizer_key: self
                 .get(IDENTITY_KEY)
                 .unwrap_or_else(|| "principalId".to_owned()),
             insecure_query_param,
             token: token.map(std::sync::Arc::new),
+            authorizer_grants_key,
+            subprotocols: self.subprotocols()?,
         })
+    }
+
+    /// The subprotocols `$connect` may answer with ([`SUBPROTOCOLS`]); `None` when unset.
+    fn subprotocols(&self) -> Result<Option<Vec<String>>, SettingsError> {
+        let Some(value) = self.get(SUBPROTOCOLS) else {
+            return Ok(None);
+        };
+        let protocols: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|protocol| !protocol.is_empty())
+            .map(str::to_owned)
+            .collect();
+        // RFC 6455: a subprotocol is a token of visible ASCII without separators.
+        let separators = "()<>@,;:\\\"/[]?={} \t";
+        if let Some(bad) = protocols.iter().find(|protocol| {
+            !protocol
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !separators.contains(c))
+        }) {
+            return Err(SettingsError::Invalid {
+                key: SUBPROTOCOLS,
+                value: value.clone(),
+                reason: format!("`{bad}` is not a subprotocol name (visible ASCII, no separators)"),
+            });
+        }
+        if protocols.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(protocols))
     }
 
     fn token_verifier(&self) -> Result<Option<TokenVerifier>, SettingsError> {

@@ -6,6 +6,12 @@
 pub const TABLE: &str = "WSPUSH_TABLE";
 /// The key of the authorizer context that holds the user's ID (default `principalId`).
 pub const IDENTITY_KEY: &str = "WSPUSH_IDENTITY_KEY";
+/// The key of the authorizer context that lists the topics the user may subscribe to (a
+/// JSON array or a comma-separated list); unset to leave topics to the subscription policy.
+pub const AUTHORIZER_GRANTS_KEY: &str = "WSPUSH_AUTHORIZER_GRANTS_KEY";
+/// Comma-separated subprotocols `$connect` may answer with; unset for whichever the client
+/// offered first.
+pub const SUBPROTOCOLS: &str = "WSPUSH_SUBPROTOCOLS";
 /// INSECURE, for development only: the query-string parameter a client may name its user
 /// in when the authorizer gives none. Unset in any deployment.
 pub const INSECURE_IDENTITY_PARAM: &str = "WSPUSH_INSECURE_DEV_IDENTITY_PARAM";

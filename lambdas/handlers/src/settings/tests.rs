@@ -172,6 +172,44 @@ fn a_secret_with_issuer_and_audience_requires_tokens_granting_topics_by_default(
 }
 
 #[test]
+fn authorizer_grants_and_subprotocols_are_read_and_checked() {
+    let identity = settings(&[
+        (AUTHORIZER_GRANTS_KEY, " topics "),
+        (SUBPROTOCOLS, "wspush.v2, wspush"),
+    ])
+    .identity()
+    .expect("valid");
+    assert_eq!(identity.authorizer_grants_key.as_deref(), Some("topics"));
+    assert_eq!(
+        identity.subprotocols,
+        Some(vec!["wspush.v2".to_owned(), "wspush".to_owned()])
+    );
+    let defaults = settings(&[]).identity().expect("valid");
+    assert_eq!(defaults.authorizer_grants_key, None);
+    assert_eq!(defaults.subprotocols, None);
+
+    let with_tokens = settings(&[
+        (JWT_HS256_SECRET, SECRET),
+        (JWT_ISSUER, "iss"),
+        (JWT_AUDIENCE, "aud"),
+        (AUTHORIZER_GRANTS_KEY, "topics"),
+    ])
+    .identity()
+    .expect_err("grants from an authorizer that is not used");
+    assert!(
+        with_tokens.to_string().contains(AUTHORIZER_GRANTS_KEY),
+        "{with_tokens}"
+    );
+    let bad = settings(&[(SUBPROTOCOLS, "wspush, chat v2")])
+        .identity()
+        .expect_err("a space in a protocol name");
+    assert!(
+        bad.to_string().contains(SUBPROTOCOLS) && bad.to_string().contains("`chat v2`"),
+        "{bad}"
+    );
+}
+
+#[test]
 fn bad_token_settings_name_their_variable_and_never_echo_the_secret() {
     let base = [(JWT_ISSUER, "iss"), (JWT_AUDIENCE, "aud")];
     let case = |extra: &[(&'static str, &'static str)]| {

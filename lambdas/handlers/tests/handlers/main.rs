@@ -1,6 +1,7 @@
 //! The handlers, driven by real Lambda event JSON (in `tests/fixtures`), over the real
 //! in-memory store and a mockall gateway.
 
+mod authorizer;
 mod connect;
 mod helpers;
 mod hostile;

@@ -211,7 +211,7 @@ async fn a_topic_the_connections_token_does_not_grant_is_denied_and_nothing_writ
     assert_eq!(response.status_code, 403);
     assert_eq!(
         body_json(&response)["error"],
-        "topic `ticker:AAPL` is not granted by the connection's token"
+        "topic `ticker:AAPL` is not granted to the connection (by its token or authorizer)"
     );
     assert!(held(&store).await.is_empty());
 }
