@@ -8,15 +8,31 @@
 //! - no statement allows `*` actions or a resource with a wildcard, except the pusher's
 //!   `POST @connections/*` (connection IDs are not known in advance);
 //! - `execute-api:ManageConnections` is granted to the pusher only, scoped to this
-//!   template's WebSocket API and stage, `POST @connections`.
+//!   template's WebSocket API and stage, `POST @connections`;
+//! - every DynamoDB statement on the table itself carries a `dynamodb:LeadingKeys` condition
+//!   (`ForAllValues:StringLike`) naming the item kinds it may reach: connections and their
+//!   subscriptions (`c#*`) for every function, the request ledger (`r#*`) for the pusher
+//!   alone and only for the ledger's calls.
 //!
-//! The checker is also run on broken copies of the template, so each rule is shown to fail.
+//! `hardening.rs` checks the rest of the operations side: throttles, reserved concurrency,
+//! access logs, and the table kept with point-in-time recovery.
+//!
+//! The checkers are also run on broken copies of the template, so each rule is shown to fail.
+
+mod hardening;
 
 use serde_norway::Value;
 use serde_norway::value::TaggedValue;
 
 const TEMPLATE: &str = include_str!("../../../deploy/template.yaml");
 const PUSHER: &str = "PusherFunction";
+const TABLE_ARN: &str = "GetAtt(ConnectionsTable.Arn)";
+/// What the pusher's request ledger calls.
+const LEDGER_ACTIONS: [&str; 3] = [
+    "dynamodb:getitem",
+    "dynamodb:putitem",
+    "dynamodb:deleteitem",
+];
 const MANAGE_CONNECTIONS: &str = "execute-api:ManageConnections";
 
 fn template() -> Value {
@@ -146,6 +162,10 @@ fn violations(template: &Value) -> Vec<String> {
                 if targets.is_empty() {
                     found.push(format!("{name}: a statement without Resource"));
                 }
+                let dynamodb = actions.iter().any(|action| action.starts_with("dynamodb:"));
+                if dynamodb && targets.iter().any(|target| target == TABLE_ARN) {
+                    found.extend(leading_keys(name, statement, &actions));
+                }
                 for target in &targets {
                     let is_connections = manages && Some(target) == connections_arn.as_ref();
                     if target == UNREADABLE {
@@ -159,6 +179,50 @@ fn violations(template: &Value) -> Vec<String> {
                     }
                 }
             }
+        }
+    }
+    found
+}
+
+/// What is wrong with the `dynamodb:LeadingKeys` condition of `function`'s statement on
+/// the table: it must exist, hold only `c#*` (connections and subscriptions) or `r#*`
+/// (request items), and `r#*` is the pusher's, for the ledger's calls alone.
+fn leading_keys(function: &str, statement: &Value, actions: &[String]) -> Vec<String> {
+    let condition = &statement["Condition"];
+    let keys = condition
+        .get("ForAllValues:StringLike")
+        .and_then(|like| like.get("dynamodb:LeadingKeys"));
+    let Some(keys) = keys else {
+        return vec![format!(
+            "{function}: DynamoDB on the table without a ForAllValues:StringLike dynamodb:LeadingKeys condition"
+        )];
+    };
+    let keys = texts(Some(keys));
+    let mut found = Vec::new();
+    if keys.is_empty() {
+        found.push(format!(
+            "{function}: an empty dynamodb:LeadingKeys condition"
+        ));
+    }
+    for key in &keys {
+        match key.as_str() {
+            "c#*" => {}
+            "r#*" if function != PUSHER => found.push(format!(
+                "{function}: only the pusher may reach request items (r#*)"
+            )),
+            "r#*" => {
+                if let Some(action) = actions
+                    .iter()
+                    .find(|action| !LEDGER_ACTIONS.contains(&action.as_str()))
+                {
+                    found.push(format!(
+                        "{function}: `{action}` on request items (r#*) is not a ledger call"
+                    ));
+                }
+            }
+            other => found.push(format!(
+                "{function}: dynamodb:LeadingKeys `{other}` is not an item kind (c#* or r#*)"
+            )),
         }
     }
     found
@@ -363,5 +427,47 @@ fn a_case_changed_manage_connections_or_an_open_lambda_permission_is_caught() {
             &"SubscribeInvokePermission: a Lambda permission for every principal".to_owned()
         ),
         "{found:?}"
+    );
+}
+
+#[test]
+fn a_table_statement_without_leading_keys_or_reaching_the_ledger_is_caught() {
+    let broken = edited("SubscribeFunction", |statements| {
+        statements[0]["Condition"] = Value::Null;
+        statements.push(statement(
+            "{Effect: Allow, Action: [dynamodb:DeleteItem], Resource: !GetAtt ConnectionsTable.Arn, Condition: {'ForAllValues:StringLike': {'dynamodb:LeadingKeys': ['r#*', '*']}}}",
+        ));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        [
+            "SubscribeFunction: DynamoDB on the table without a ForAllValues:StringLike dynamodb:LeadingKeys condition",
+            "SubscribeFunction: only the pusher may reach request items (r#*)",
+            "SubscribeFunction: dynamodb:LeadingKeys `*` is not an item kind (c#* or r#*)",
+        ]
+    );
+}
+
+#[test]
+fn the_pusher_reaching_request_items_beyond_the_ledger_is_caught() {
+    let broken = edited(PUSHER, |statements| {
+        let ledger = statements
+            .iter_mut()
+            .find(|statement| {
+                serde_norway::to_string(&statement["Condition"])
+                    .expect("yaml")
+                    .contains("r#*")
+            })
+            .expect("the ledger statement");
+        ledger["Action"]
+            .as_sequence_mut()
+            .expect("actions")
+            .push(Value::String("dynamodb:Query".into()));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        ["PusherFunction: `dynamodb:query` on request items (r#*) is not a ledger call"]
     );
 }
