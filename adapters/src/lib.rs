@@ -11,6 +11,7 @@
 //! | `NotificationPublisher` | [`SqsPublisher`], [`SnsPublisher`] (with [`publish`], what they share) |
 //! | `PushObserver` | [`EmfMetrics`] (CloudWatch Embedded Metric Format lines) |
 //! | `Clock` | [`SystemClock`], [`ManualClock`] |
+//! | `RemoteDocument` | [`HttpDocument`] (an identity provider's JWKS over HTTPS), [`AwsSecret`] (a Secrets Manager secret or an SSM parameter) |
 //!
 //! [`aws`] builds the one HTTPS client every AWS SDK client shares.
 //!
@@ -23,8 +24,10 @@ pub mod aws;
 pub mod clock;
 pub mod dynamodb;
 pub mod emf;
+pub mod http_document;
 pub mod memory;
 pub mod publish;
+pub mod secrets;
 pub mod sns;
 pub mod sqs;
 
@@ -32,6 +35,8 @@ pub use apigateway::{ApiGatewayConfig, ApiGatewayGateway};
 pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::DynamoDbStore;
 pub use emf::EmfMetrics;
+pub use http_document::HttpDocument;
 pub use memory::MemoryStore;
+pub use secrets::AwsSecret;
 pub use sns::SnsPublisher;
 pub use sqs::SqsPublisher;

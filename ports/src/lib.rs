@@ -2,7 +2,7 @@
 //!
 //! What belongs here: the traits the core needs from the outside world, named by role
 //! ([`ConnectionStore`], [`ConnectionGateway`], [`NotificationPublisher`], [`RequestLedger`],
-//! [`Clock`], [`PushObserver`]), each method's contract in MUST wording, what a push did
+//! [`Clock`], [`PushObserver`], [`RemoteDocument`]), each method's contract in MUST wording, what a push did
 //! ([`PushReport`], plain data in [`report`]), and the services written against those traits
 //! only: connections (connect, disconnect, reading every live connection, pruning the gone
 //! ones), subscriptions, and the push engine (`services/push/`, one room per concern).
@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod ledger;
 pub mod observer;
 pub mod publisher;
+pub mod remote;
 pub mod report;
 pub mod services;
 pub mod store;
@@ -29,6 +30,7 @@ pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
 pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
+pub use remote::{RemoteDocument, RemoteError};
 pub use report::{FailedDelivery, FailureReason, PushReport, Stop};
 pub use services::connections::{ConnectionService, PruneError, PruneReport, ServiceError};
 pub use services::push::{
@@ -46,6 +48,8 @@ pub use gateway::MockConnectionGateway;
 pub use ledger::MockRequestLedger;
 #[cfg(any(test, feature = "mocks"))]
 pub use publisher::MockNotificationPublisher;
+#[cfg(any(test, feature = "mocks"))]
+pub use remote::MockRemoteDocument;
 #[cfg(any(test, feature = "mocks"))]
 pub use store::MockConnectionStore;
 

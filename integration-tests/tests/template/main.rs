@@ -43,8 +43,9 @@ fn template() -> Value {
 const UNREADABLE: &str = "<unreadable>";
 
 /// A resource or action as text: plain strings as they are, a `!Sub` string as its pattern,
-/// `!GetAtt X.Arn` as `GetAtt(X.Arn)`. Anything else (`!Ref` of a parameter that could be
-/// `*`, `!Join`, `!If`, a `!Sub` with variables of its own) is [`UNREADABLE`]: never trusted.
+/// `!GetAtt X.Arn` as `GetAtt(X.Arn)`, `!Ref P` of a parameter whose `AllowedPattern` admits
+/// no wildcard as `Ref(P)`. Anything else (`!Ref` of a parameter that could be `*`, `!Join`,
+/// `!If`, a `!Sub` with variables of its own) is [`UNREADABLE`]: never trusted.
 fn text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
@@ -53,11 +54,43 @@ fn text(value: &Value) -> String {
             match (tag.to_string().trim_start_matches('!'), value) {
                 ("Sub", Value::String(text)) => text.clone(),
                 ("GetAtt", Value::String(text)) => format!("GetAtt({text})"),
+                ("Ref", Value::String(name)) if parameter_admits_no_wildcard(name) => {
+                    format!("Ref({name})")
+                }
                 _ => UNREADABLE.to_owned(),
             }
         }
         _ => UNREADABLE.to_owned(),
     }
+}
+
+/// Whether `deploy/template.yaml`'s parameter `name` has an `AllowedPattern` that
+/// [admits no wildcard](pattern_admits_no_wildcard).
+fn parameter_admits_no_wildcard(name: &str) -> bool {
+    template()["Parameters"][name]["AllowedPattern"]
+        .as_str()
+        .is_some_and(pattern_admits_no_wildcard)
+}
+
+/// Whether a regular expression can never match a `*` or `?`: outside its character classes
+/// (none of which holds them, or negates) it has no `*`, `?`, `.` or escape, so only literal
+/// text, classes, `{m,n}` counts, `+`, groups and anchors.
+fn pattern_admits_no_wildcard(pattern: &str) -> bool {
+    let mut outside = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('[') {
+        outside.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']') else {
+            return false;
+        };
+        let class = &rest[open + 1..open + close];
+        if class.starts_with('^') || class.contains(['*', '?', '\\']) {
+            return false;
+        }
+        rest = &rest[open + close + 1..];
+    }
+    outside.push_str(rest);
+    !outside.contains(['*', '?', '.', '\\'])
 }
 
 /// A field that may be one value or a list of them, as text.
@@ -124,7 +157,7 @@ fn violations(template: &Value) -> Vec<String> {
                 continue;
             }
         };
-        for policy in &policies {
+        for policy in policies.iter().flat_map(conditional_branches) {
             let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) else {
                 found.push(format!(
                     "{name}: policy {} is not an inline Statement list",
@@ -182,6 +215,28 @@ fn violations(template: &Value) -> Vec<String> {
         }
     }
     found
+}
+
+/// A policy as the policies it may be: both branches of `!If [condition, a, b]` (but
+/// `!Ref AWS::NoValue`), or itself.
+fn conditional_branches(policy: &Value) -> Vec<&Value> {
+    if let Value::Tagged(tagged) = policy
+        && tagged.tag.to_string().trim_start_matches('!') == "If"
+        && let Value::Sequence(branches) = &tagged.value
+        && branches.len() == 3
+    {
+        return branches[1..]
+            .iter()
+            .filter(|branch| text(branch) != "Ref(AWS::NoValue)" && !is_no_value(branch))
+            .collect();
+    }
+    vec![policy]
+}
+
+fn is_no_value(value: &Value) -> bool {
+    matches!(value, Value::Tagged(tagged)
+        if tagged.tag.to_string().trim_start_matches('!') == "Ref"
+            && tagged.value.as_str() == Some("AWS::NoValue"))
 }
 
 /// What is wrong with the `dynamodb:LeadingKeys` condition of `function`'s statement on
@@ -469,5 +524,48 @@ fn the_pusher_reaching_request_items_beyond_the_ledger_is_caught() {
     assert_eq!(
         violations(&broken),
         ["PusherFunction: `dynamodb:query` on request items (r#*) is not a ledger call"]
+    );
+}
+
+#[test]
+fn the_secret_is_reachable_through_a_pattern_limited_parameter_only() {
+    assert!(parameter_admits_no_wildcard("JwtHs256SecretArn"));
+    assert!(
+        !parameter_admits_no_wildcard("JwtIssuer"),
+        "no pattern at all"
+    );
+    for pattern in [
+        "^arn:aws:secretsmanager:.*$",
+        "^arn:[*]$",
+        "^arn:[^:]+$",
+        "^arn:\\S+$",
+        "^(arn)?$",
+    ] {
+        assert!(!pattern_admits_no_wildcard(pattern), "{pattern}");
+    }
+
+    let broken = edited("DisconnectFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [secretsmanager:GetSecretValue], Resource: !Ref JwtIssuer}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        ["DisconnectFunction: a resource this test cannot read"]
+    );
+}
+
+#[test]
+fn a_wildcard_inside_a_conditional_policy_is_caught() {
+    let mut broken = template();
+    let secret_policy = &mut broken["Resources"]["ConnectFunction"]["Properties"]["Policies"][1];
+    let Value::Tagged(tagged) = secret_policy else {
+        panic!("the secret's policy is an !If");
+    };
+    tagged.value[1]["Statement"][0]["Resource"] = Value::String("*".into());
+
+    assert_eq!(
+        violations(&broken),
+        ["ConnectFunction: resource `*` is a wildcard"]
     );
 }

@@ -238,7 +238,18 @@ where
         Err(refusal) => return *refusal,
     };
     let offered = Offered::of(event);
-    let Identified { user, grants } = match identity.identify_offered(event, &offered) {
+    if let Some(verifier) = &identity.token {
+        verifier.refresh_if_stale().await;
+    }
+    let mut identified = identity.identify_offered(event, &offered);
+    // A key the provider added since the JWKS was read: read it again (rate-limited), then
+    // check once more.
+    if let (Err(Refusal::Token(error)), Some(verifier)) = (&identified, &identity.token)
+        && verifier.reread_after(error).await
+    {
+        identified = identity.identify_offered(event, &offered);
+    }
+    let Identified { user, grants } = match identified {
         Ok(identified) => identified,
         Err(refusal) => {
             tracing::warn!(%connection, reason = %refusal, "refusing the connection");

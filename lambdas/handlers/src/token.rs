@@ -8,12 +8,16 @@
 //! configured leeway. Errors name the check that failed and never quote the token.
 
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 use wspush_domain::{GrantError, IdError, TopicGrants, UserId};
+use wspush_ports::RemoteDocument;
+
+use crate::remote_keys::{JwksRefresh, RemoteKeys};
 
 /// The shortest HS256 secret accepted: RFC 7518 asks for a key as long as the hash (256 bits).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
@@ -56,6 +60,9 @@ pub enum KeyError {
         /// Which ambiguity.
         reason: &'static str,
     },
+    /// The JWKS or the secret could not be read from where it lives.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// Why a token was refused (the socket gets 401). Never holds the token itself.
@@ -185,20 +192,24 @@ impl Key {
 
 /// Checks tokens against the configured keys, issuer and audience.
 pub struct TokenVerifier {
-    keys: Vec<Key>,
+    /// Swapped whole when a remote JWKS is read again.
+    keys: RwLock<Arc<Vec<Key>>>,
     rules: TokenRules,
+    /// Where the keys are read from again, for a JWKS given by URL.
+    remote: Option<RemoteKeys>,
 }
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Key material stays out of debug output.
         let algorithms: Vec<String> = self
-            .keys
+            .current_keys()
             .iter()
             .map(|key| format!("{:?}", key.algorithm))
             .collect();
         f.debug_struct("TokenVerifier")
             .field("algorithms", &algorithms)
+            .field("jwks_url", &self.remote.as_ref().map(RemoteKeys::location))
             .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
@@ -239,6 +250,80 @@ impl TokenVerifier {
     /// Keys of other types or algorithms (an RSA key for RS512, say), and keys marked for
     /// encryption, are skipped.
     pub fn jwks(document: &str, rules: TokenRules) -> Result<Self, KeyError> {
+        let keys = Self::keys_of(document, &rules)?;
+        Ok(Self::with_keys(keys, rules))
+    }
+
+    /// Tokens signed by a key of the JWKS at `source` (an identity provider's URL), read now
+    /// (a cold-start error if it cannot be) and read again, at most once per
+    /// `refresh.min_interval`, when it is older than `refresh.ttl` or a token names a key it
+    /// does not hold: keys that the provider rotates are picked up without a redeploy.
+    pub async fn jwks_from(
+        source: Arc<dyn RemoteDocument>,
+        rules: TokenRules,
+        refresh: JwksRefresh,
+    ) -> Result<Self, KeyError> {
+        let document = source
+            .fetch()
+            .await
+            .map_err(|error| KeyError::Unreadable(error.to_string()))?;
+        let keys = Self::keys_of(&document, &rules)?;
+        let mut verifier = Self::with_keys(keys, rules);
+        verifier.remote = Some(RemoteKeys::new(source, refresh));
+        Ok(verifier)
+    }
+
+    /// Reads the keys again if they are older than the refresh's TTL (see
+    /// [`jwks_from`](Self::jwks_from)); nothing for keys given in the settings.
+    pub async fn refresh_if_stale(&self) {
+        if let Some(remote) = &self.remote
+            && remote.is_stale()
+        {
+            self.reread(remote, "the keys are older than their TTL")
+                .await;
+        }
+    }
+
+    /// Reads the keys again after `error`, if it may come from a key the provider added
+    /// since (an unknown `kid`, an algorithm no held key is for), and if the keys were not
+    /// read within the refresh's minimum interval. Whether new keys were read.
+    pub async fn reread_after(&self, error: &TokenError) -> bool {
+        let Some(remote) = &self.remote else {
+            return false;
+        };
+        if !matches!(error, TokenError::UnknownKey | TokenError::Algorithm(_)) {
+            return false;
+        }
+        self.reread(remote, "a token names a key that is not held")
+            .await
+    }
+
+    async fn reread(&self, remote: &RemoteKeys, why: &str) -> bool {
+        let Some(document) = remote.fetch_if_due(why).await else {
+            return false;
+        };
+        match Self::keys_of(&document, &self.rules) {
+            Ok(keys) => {
+                tracing::info!(
+                    jwks = %remote.location(),
+                    keys = keys.len(),
+                    "read the JWKS again"
+                );
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(jwks = %remote.location(), %error, "the JWKS read again is unusable; keeping the keys held");
+                false
+            }
+        }
+    }
+
+    fn current_keys(&self) -> Arc<Vec<Key>> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn keys_of(document: &str, rules: &TokenRules) -> Result<Vec<Key>, KeyError> {
         let value: Value = serde_json::from_str(document)
             .map_err(|error| KeyError::NotAJwks(error.to_string()))?;
         let Some(entries) = value.get("keys").and_then(Value::as_array) else {
@@ -270,16 +355,20 @@ impl TokenVerifier {
                     reason: "keys must have distinct `kid`s (only a lone key may have none)",
                 });
             }
-            keys.push(Key::new(kid, algorithm, key, &rules));
+            keys.push(Key::new(kid, algorithm, key, rules));
         }
         if keys.is_empty() {
             return Err(KeyError::NoUsableKey);
         }
-        Ok(Self::with_keys(keys, rules))
+        Ok(keys)
     }
 
     fn with_keys(keys: Vec<Key>, rules: TokenRules) -> Self {
-        Self { keys, rules }
+        Self {
+            keys: RwLock::new(Arc::new(keys)),
+            rules,
+            remote: None,
+        }
     }
 
     /// The claim tokens grant topics in, if grants are configured.
@@ -296,7 +385,8 @@ impl TokenVerifier {
         if header.crit.is_some() {
             return Err(TokenError::Critical);
         }
-        let key = self.key_for(header.alg, header.kid.as_deref())?;
+        let keys = self.current_keys();
+        let key = key_for(&keys, header.alg, header.kid.as_deref())?;
         let claims = decode::<Map<String, Value>>(token, &key.key, &key.validation)?.claims;
 
         // jsonwebtoken also accepts an array `iss` with one matching element; the issuer
@@ -350,23 +440,27 @@ impl TokenVerifier {
         }
         Ok(())
     }
+}
 
-    fn key_for(&self, algorithm: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
-        let of_algorithm: Vec<&Key> = self
-            .keys
-            .iter()
-            .filter(|key| key.algorithm == algorithm)
-            .collect();
-        if of_algorithm.is_empty() {
-            return Err(TokenError::Algorithm(format!("{algorithm:?}")));
-        }
-        let mut candidates = of_algorithm
-            .into_iter()
-            .filter(|key| kid.is_none() || key.kid.is_none() || key.kid.as_deref() == kid);
-        match (candidates.next(), candidates.next()) {
-            (Some(key), None) => Ok(key),
-            _ => Err(TokenError::UnknownKey),
-        }
+/// The one key of `algorithm` that a token with `kid` may be checked with.
+fn key_for<'k>(
+    keys: &'k [Key],
+    algorithm: Algorithm,
+    kid: Option<&str>,
+) -> Result<&'k Key, TokenError> {
+    let of_algorithm: Vec<&Key> = keys
+        .iter()
+        .filter(|key| key.algorithm == algorithm)
+        .collect();
+    if of_algorithm.is_empty() {
+        return Err(TokenError::Algorithm(format!("{algorithm:?}")));
+    }
+    let mut candidates = of_algorithm
+        .into_iter()
+        .filter(|key| kid.is_none() || key.kid.is_none() || key.kid.as_deref() == kid);
+    match (candidates.next(), candidates.next()) {
+        (Some(key), None) => Ok(key),
+        _ => Err(TokenError::UnknownKey),
     }
 }
 

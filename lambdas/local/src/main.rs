@@ -12,11 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use wspush_adapters::HttpDocument;
 use wspush_domain::SubscriptionPolicy;
-use wspush_handlers::settings::{self, Settings};
+use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::token::TokenVerifier;
 use wspush_local::{Faults, LocalConfig, StoreChoice, start};
-use wspush_ports::PushConfig;
+use wspush_ports::{PushConfig, RemoteDocument, RemoteError};
 
 /// Runs wspush's WebSocket API, @connections API and pusher locally.
 #[derive(Debug, Parser)]
@@ -68,6 +69,10 @@ struct Args {
     /// Require an RS256 / ES256 token at $connect, verified with this JWKS file's keys.
     #[arg(long, conflicts_with = "jwt_hs256_secret")]
     jwt_jwks_file: Option<std::path::PathBuf>,
+    /// Require an RS256 / ES256 token at $connect, verified with the keys of the JWKS at
+    /// this URL (read at start and again as they rotate, as the connect Lambda does).
+    #[arg(long, conflicts_with_all = ["jwt_hs256_secret", "jwt_jwks_file"], env = settings::JWT_JWKS_URL)]
+    jwt_jwks_url: Option<String>,
     /// The issuer (`iss`) tokens must have.
     #[arg(long, env = settings::JWT_ISSUER)]
     jwt_issuer: Option<String>,
@@ -153,7 +158,7 @@ fn rate(name: &str, value: f64) -> anyhow::Result<f64> {
 
 /// The token verifier the `--jwt-*` arguments describe, read by the same settings code as
 /// the connect Lambda's `WSPUSH_JWT_*` variables, so both accept and refuse alike.
-fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
+async fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
     let jwks = match &args.jwt_jwks_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -164,6 +169,7 @@ fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
     let lookup = |key: &str| match key {
         settings::JWT_HS256_SECRET => args.jwt_hs256_secret.clone(),
         settings::JWT_JWKS => jwks.clone(),
+        settings::JWT_JWKS_URL => args.jwt_jwks_url.clone(),
         settings::JWT_ISSUER => args.jwt_issuer.clone(),
         settings::JWT_AUDIENCE => args.jwt_audience.clone(),
         settings::JWT_TOPICS_CLAIM => Some(args.jwt_topics_claim.clone()),
@@ -171,7 +177,18 @@ fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
         _ => None,
     };
     let identity = Settings::from_lookup(lookup)
-        .identity()
+        .identity_plan()
+        .context("the token arguments (--jwt-*)")?
+        .resolve(|keys| match keys {
+            RemoteKeys::JwksUrl { url, .. } => {
+                Ok(Arc::new(HttpDocument::new(url)?) as Arc<dyn RemoteDocument>)
+            }
+            RemoteKeys::SecretArn(arn) => Err(RemoteError::new(
+                arn,
+                "the local gateway takes the secret itself (--jwt-hs256-secret)",
+            )),
+        })
+        .await
         .context("the token arguments (--jwt-*)")?;
     Ok(identity.token)
 }
@@ -194,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
     if !args.allowed_namespaces.is_empty() {
         policy = policy.with_allowed_namespaces(args.allowed_namespaces.clone());
     }
-    let token = token_verifier(&args)?;
+    let token = token_verifier(&args).await?;
     let tokens_required = token.is_some();
     let config = LocalConfig {
         address: SocketAddr::new(args.host, args.port),

@@ -3,9 +3,8 @@
 use wspush_domain::SubscriptionPolicy;
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig};
 
-use crate::connect::IdentitySource;
 use crate::settings::names::{EMPTY_LISTS_MEAN_EVERYONE, FUNCTION_NAME};
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{IdentityPlan, Settings, SettingsError};
 
 /// What one function reads, as a whole.
 pub trait FunctionSettings: Sized {
@@ -23,15 +22,16 @@ pub trait FunctionSettings: Sized {
 pub struct ConnectSettings {
     /// The connections table.
     pub table: String,
-    /// A token, or the authorizer.
-    pub identity: IdentitySource,
+    /// A token, or the authorizer: [`IdentityPlan::resolve`] reads the keys that live
+    /// outside the settings (a JWKS URL, a secret's ARN) at cold start.
+    pub identity: IdentityPlan,
 }
 
 impl FunctionSettings for ConnectSettings {
     fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         Ok(Self {
             table: settings.table()?,
-            identity: settings.identity()?,
+            identity: settings.identity_plan()?,
         })
     }
 }

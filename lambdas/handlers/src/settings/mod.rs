@@ -20,6 +20,7 @@ mod tests;
 pub use functions::{
     ConnectSettings, DisconnectSettings, FunctionSettings, PusherSettings, SubscribeSettings,
 };
+pub use identity::{IdentityPlan, RemoteKeys};
 pub use names::*;
 
 /// A setting that is missing or malformed.

@@ -18,8 +18,19 @@ pub const INSECURE_IDENTITY_PARAM: &str = "WSPUSH_INSECURE_DEV_IDENTITY_PARAM";
 /// The HS256 secret `$connect` verifies tokens with (at least 32 bytes); set this or
 /// [`JWT_JWKS`] to require a token.
 pub const JWT_HS256_SECRET: &str = "WSPUSH_JWT_HS256_SECRET";
+/// The ARN of a Secrets Manager secret or an SSM `SecureString` parameter that holds the
+/// HS256 secret, read at cold start (instead of [`JWT_HS256_SECRET`] in the environment).
+pub const JWT_HS256_SECRET_ARN: &str = "WSPUSH_JWT_HS256_SECRET_ARN";
 /// A JWKS document (JSON) of the RS256 / ES256 public keys `$connect` verifies tokens with.
 pub const JWT_JWKS: &str = "WSPUSH_JWT_JWKS";
+/// The URL of the identity provider's JWKS (`https://`), read at cold start and again when a
+/// token names an unknown key or the keys are older than [`JWT_JWKS_TTL_SECONDS`].
+pub const JWT_JWKS_URL: &str = "WSPUSH_JWT_JWKS_URL";
+/// Seconds a JWKS read from its URL is kept before it is read again (default 3,600).
+pub const JWT_JWKS_TTL_SECONDS: &str = "WSPUSH_JWT_JWKS_TTL_SECONDS";
+/// The fewest seconds between two reads of a JWKS URL (default 30): an unknown `kid` never
+/// makes the identity provider answer more often.
+pub const JWT_JWKS_MIN_REFETCH_SECONDS: &str = "WSPUSH_JWT_JWKS_MIN_REFETCH_SECONDS";
 /// The issuer (`iss`) tokens must have; required with a secret or JWKS.
 pub const JWT_ISSUER: &str = "WSPUSH_JWT_ISSUER";
 /// The audience tokens' `aud` must include; required with a secret or JWKS.

@@ -5,6 +5,7 @@ use wspush_domain::SubscriptionPolicy;
 use wspush_ports::{PushConfig, ScatterConfig};
 
 use super::*;
+use crate::settings::RemoteKeys;
 
 fn settings(pairs: &[(&str, &str)]) -> Settings<impl Fn(&str) -> Option<String>> {
     let map: HashMap<String, String> = pairs
@@ -206,6 +207,55 @@ fn authorizer_grants_and_subprotocols_are_read_and_checked() {
     assert!(
         bad.to_string().contains(SUBPROTOCOLS) && bad.to_string().contains("`chat v2`"),
         "{bad}"
+    );
+}
+
+#[test]
+fn a_jwks_url_or_a_secret_arn_is_left_for_the_cold_start_and_checked_first() {
+    let base = [(JWT_ISSUER, "iss"), (JWT_AUDIENCE, "aud")];
+    let plan = |extra: (&'static str, &'static str)| {
+        let mut pairs = base.to_vec();
+        pairs.push(extra);
+        settings(&pairs).identity_plan()
+    };
+
+    for url in [
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/.well-known/jwks.json",
+        "http://127.0.0.1:8123/jwks.json",
+        "http://localhost/jwks.json",
+    ] {
+        let planned = plan((JWT_JWKS_URL, url)).expect(url);
+        assert!(
+            matches!(planned.remote(), Some(RemoteKeys::JwksUrl { url: u, .. }) if u == url),
+            "{url}"
+        );
+        let not_ready = planned
+            .ready()
+            .expect_err("read at cold start only")
+            .to_string();
+        assert!(not_ready.contains(JWT_JWKS_URL), "{not_ready}");
+    }
+    let plain = plan((JWT_JWKS_URL, "http://idp.example.com/jwks.json"))
+        .expect_err("plain HTTP to another host")
+        .to_string();
+    assert!(plain.contains("https://"), "{plain}");
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wspush/hs256-AbCdEf";
+    assert!(matches!(
+        plan((JWT_HS256_SECRET_ARN, arn)).expect("an ARN").remote(),
+        Some(RemoteKeys::SecretArn(a)) if a == arn
+    ));
+    let both = settings(&[
+        (JWT_ISSUER, "iss"),
+        (JWT_AUDIENCE, "aud"),
+        (JWT_HS256_SECRET, SECRET),
+        (JWT_JWKS_URL, "https://idp.example.com/jwks.json"),
+    ])
+    .identity_plan()
+    .expect_err("two key sources")
+    .to_string();
+    assert!(
+        both.contains("not both") && !both.contains(SECRET),
+        "{both}"
     );
 }
 

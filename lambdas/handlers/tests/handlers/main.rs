@@ -5,6 +5,7 @@ mod authorizer;
 mod connect;
 mod helpers;
 mod hostile;
+mod jwks_url;
 mod logs;
 mod pusher;
 mod subscribe;
