@@ -16,7 +16,7 @@ use hyper::header::{ACCEPT, USER_AGENT};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use wspush_ports::{RemoteDocument, RemoteError};
+use wspush_ports::{RemoteDocument, RemoteError, RemoteProblem};
 
 /// How long one fetch may take, connection included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,13 +32,17 @@ pub struct HttpDocument {
 impl HttpDocument {
     /// The document at `url` (`https://`, or `http://` for a local server).
     pub fn new(url: &str) -> Result<Self, RemoteError> {
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|error| RemoteError::new(url, "not a URL").caused_by(error))?;
+        let uri: hyper::Uri = url.parse().map_err(|error| {
+            RemoteError::new(url, RemoteProblem::Unusable("not a URL")).caused_by(error)
+        })?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|error| {
-                RemoteError::new(url, "no root certificates to check HTTPS with").caused_by(error)
+                RemoteError::new(
+                    url,
+                    RemoteProblem::Unusable("no root certificates to check HTTPS with"),
+                )
+                .caused_by(error)
             })?
             .https_or_http()
             .enable_http1()
@@ -51,33 +55,35 @@ impl HttpDocument {
 
     async fn get(&self) -> Result<String, RemoteError> {
         let location = self.location();
-        let fail = |reason: &str| RemoteError::new(location.clone(), reason);
+        let fail = |problem: RemoteProblem| RemoteError::new(location.clone(), problem);
         let request = Request::get(self.url.clone())
             .header(ACCEPT, "application/json")
             .header(USER_AGENT, concat!("wspush/", env!("CARGO_PKG_VERSION")))
             .body(Empty::<Bytes>::new())
-            .map_err(|error| fail("cannot build the request").caused_by(error))?;
+            .map_err(|error| {
+                fail(RemoteProblem::Unusable("cannot build the request")).caused_by(error)
+            })?;
         let response = self
             .client
             .request(request)
             .await
-            .map_err(|error| fail("the request failed").caused_by(error))?;
+            .map_err(|error| fail(RemoteProblem::Unreachable).caused_by(error))?;
         let status = response.status();
         if status != hyper::StatusCode::OK {
-            return Err(fail(&format!("answered {status}, not 200")));
+            return Err(fail(RemoteProblem::Status(status.as_u16())));
         }
         let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
             .collect()
             .await
             .map_err(|error| {
-                fail(&format!(
-                    "the body could not be read whole (at most {MAX_DOCUMENT_BYTES} bytes)"
-                ))
+                fail(RemoteProblem::Body {
+                    limit: MAX_DOCUMENT_BYTES,
+                })
                 .caused_by(error)
             })?
             .to_bytes();
         String::from_utf8(body.to_vec())
-            .map_err(|error| fail("the body is not UTF-8").caused_by(error))
+            .map_err(|error| fail(RemoteProblem::NotText).caused_by(error))
     }
 }
 
@@ -88,7 +94,7 @@ impl RemoteDocument for HttpDocument {
             Ok(result) => result,
             Err(_) => Err(RemoteError::new(
                 self.location(),
-                format!("no answer within {} s", FETCH_TIMEOUT.as_secs()),
+                RemoteProblem::TimedOut(FETCH_TIMEOUT),
             )),
         }
     }

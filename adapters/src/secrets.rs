@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use wspush_ports::{RemoteDocument, RemoteError};
+use wspush_ports::{RemoteDocument, RemoteError, RemoteProblem};
 
 /// A Secrets Manager secret (its `SecretString`) or an SSM parameter (decrypted).
 pub enum AwsSecret {
@@ -58,12 +58,14 @@ fn service_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'st
         aws_sdk_secretsmanager::config::http::HttpResponse,
     >,
 ) -> RemoteError {
-    let reason = match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => "the request failed".to_owned(),
+    let problem = match error.code() {
+        Some(code) => RemoteProblem::Refused {
+            code: code.to_owned(),
+            message: error.message().unwrap_or_default().to_owned(),
+        },
+        None => RemoteProblem::Unreachable,
     };
-    RemoteError::new(arn, reason).caused_by(error)
+    RemoteError::new(arn, problem).caused_by(error)
 }
 
 #[async_trait]
@@ -80,7 +82,9 @@ impl RemoteDocument for AwsSecret {
                 .ok_or_else(|| {
                     RemoteError::new(
                         arn,
-                        "the secret has no SecretString (a binary secret is not read)",
+                        RemoteProblem::Missing(
+                            "the secret has no SecretString (a binary secret is not read)",
+                        ),
                     )
                 }),
             Self::Parameter { client, arn } => client
@@ -92,7 +96,9 @@ impl RemoteDocument for AwsSecret {
                 .map_err(|error| service_error(arn, error))?
                 .parameter
                 .and_then(|parameter| parameter.value)
-                .ok_or_else(|| RemoteError::new(arn, "the parameter has no value")),
+                .ok_or_else(|| {
+                    RemoteError::new(arn, RemoteProblem::Missing("the parameter has no value"))
+                }),
         }
     }
 

@@ -30,7 +30,7 @@ pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
 pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
-pub use remote::{RemoteDocument, RemoteError};
+pub use remote::{RemoteDocument, RemoteError, RemoteProblem};
 pub use report::{FailedDelivery, FailureReason, PushReport, Stop};
 pub use services::connections::{ConnectionService, PruneError, PruneReport, ServiceError};
 pub use services::push::{

@@ -14,6 +14,23 @@ use super::errors::{build_error, cursor_error, store_error};
 use super::items::*;
 
 impl DynamoDbStore {
+    /// The connection's item, read consistently, live or not.
+    pub(super) async fn connection_item(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(connection)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?
+            .item)
+    }
+
     async fn query_index(
         &self,
         index: &str,
@@ -153,18 +170,9 @@ impl ConnectionStore for DynamoDbStore {
         connection: &ConnectionId,
         now: Timestamp,
     ) -> Result<Option<Connection>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(connection_key(connection)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        match output.item() {
+        match self.connection_item(connection).await? {
             Some(item) => {
-                let found = connection_from(item, OWNER)?.with_grants(grants_from(item)?);
+                let found = connection_from(&item, OWNER)?.with_grants(grants_from(&item)?);
                 Ok(found.is_live_at(now).then_some(found))
             }
             None => Ok(None),

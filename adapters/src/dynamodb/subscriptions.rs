@@ -255,17 +255,7 @@ impl DynamoDbStore {
         connection: &ConnectionId,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(connection_key(connection)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?
-            .item;
-        let Some(item) = item else {
+        let Some(item) = self.connection_item(connection).await? else {
             return Err(StoreError::ConnectionNotFound(connection.clone()));
         };
         if millis(&item, EXPIRES_AT_MS)? <= now {

@@ -38,6 +38,8 @@
 //! a broadcast; so are duplicate fields, wrong types, invalid IDs and oversized payloads. Every
 //! error names the field.
 
+#[cfg(test)]
+mod audience_tests;
 mod error;
 mod fields;
 mod json;

@@ -130,6 +130,9 @@ async fn another_sites_page_can_neither_push_nor_open_sockets_nor_read_by_rebind
         open_with_origin(&setup, "mallory", "https://evil.example").await,
         403
     );
+    // Another machine's page on the gateway's port is another site too.
+    let lan_page = format!("http://203.0.113.5:{port}");
+    assert_eq!(open_with_origin(&setup, "mallory", &lan_page).await, 403);
     assert_eq!(
         setup.gateway.open_connections(),
         before,

@@ -13,7 +13,7 @@ use wspush_adapters::AwsSecret;
 use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::{IdentitySource, SettingsError};
 use wspush_integration_tests::moto;
-use wspush_ports::{RemoteDocument, RemoteError};
+use wspush_ports::{RemoteDocument, RemoteError, RemoteProblem};
 
 const SECRET: &str = "a-secret-kept-in-secrets-manager-not-env";
 
@@ -30,8 +30,11 @@ async fn resolve(arn: &str) -> Result<IdentitySource, SettingsError> {
     plan.resolve(|keys| match keys {
         RemoteKeys::SecretArn(arn) => AwsSecret::from_arn(&sdk, arn)
             .map(|secret| Arc::new(secret) as Arc<dyn RemoteDocument>)
-            .ok_or_else(|| RemoteError::new(arn, "not a secret ARN")),
-        RemoteKeys::JwksUrl { url, .. } => Err(RemoteError::new(url, "not in this test")),
+            .ok_or_else(|| RemoteError::new(arn, RemoteProblem::Unusable("not a secret ARN"))),
+        RemoteKeys::JwksUrl { url, .. } => Err(RemoteError::new(
+            url,
+            RemoteProblem::Unusable("not in this test"),
+        )),
     })
     .await
 }

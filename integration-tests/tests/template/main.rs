@@ -52,7 +52,16 @@ fn text(value: &Value) -> String {
         Value::Tagged(tagged) => {
             let TaggedValue { tag, value } = &**tagged;
             match (tag.to_string().trim_start_matches('!'), value) {
-                ("Sub", Value::String(text)) => text.clone(),
+                // `!Sub "${X.Arn}"` is `!GetAtt X.Arn` written another way.
+                ("Sub", Value::String(text)) => match text
+                    .strip_prefix("${")
+                    .and_then(|rest| rest.strip_suffix('}'))
+                {
+                    Some(attribute) if !attribute.contains(['$', '{', '}']) => {
+                        format!("GetAtt({attribute})")
+                    }
+                    _ => text.clone(),
+                },
                 ("GetAtt", Value::String(text)) => format!("GetAtt({text})"),
                 ("Ref", Value::String(name)) if parameter_admits_no_wildcard(name) => {
                     format!("Ref({name})")
@@ -500,6 +509,22 @@ fn a_table_statement_without_leading_keys_or_reaching_the_ledger_is_caught() {
             "SubscribeFunction: DynamoDB on the table without a ForAllValues:StringLike dynamodb:LeadingKeys condition",
             "SubscribeFunction: only the pusher may reach request items (r#*)",
             "SubscribeFunction: dynamodb:LeadingKeys `*` is not an item kind (c#* or r#*)",
+        ]
+    );
+}
+
+#[test]
+fn the_table_written_as_a_sub_still_needs_leading_keys() {
+    let broken = edited("DisconnectFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [dynamodb:DeleteItem], Resource: !Sub '${ConnectionsTable.Arn}'}",
+        ));
+    });
+
+    assert_eq!(
+        violations(&broken),
+        [
+            "DisconnectFunction: DynamoDB on the table without a ForAllValues:StringLike dynamodb:LeadingKeys condition"
         ]
     );
 }

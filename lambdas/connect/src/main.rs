@@ -15,7 +15,7 @@ use wspush_handlers::{
     handle_connect,
     settings::{ConnectSettings, FunctionSettings, RemoteKeys},
 };
-use wspush_ports::{ConnectionService, RemoteDocument, RemoteError};
+use wspush_ports::{ConnectionService, RemoteDocument, RemoteError, RemoteProblem};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,7 +29,12 @@ async fn main() -> Result<(), Error> {
             }
             RemoteKeys::SecretArn(arn) => AwsSecret::from_arn(&sdk, arn)
                 .map(|secret| Arc::new(secret) as Arc<dyn RemoteDocument>)
-                .ok_or_else(|| RemoteError::new(arn, "not a Secrets Manager or SSM ARN")),
+                .ok_or_else(|| {
+                    RemoteError::new(
+                        arn,
+                        RemoteProblem::Unusable("not a Secrets Manager or SSM ARN"),
+                    )
+                }),
         })
         .await?;
     if let Some(verifier) = &identity.token {

@@ -241,11 +241,15 @@ where
     if let Some(verifier) = &identity.token {
         verifier.refresh_if_stale().await;
     }
+    let seen = identity
+        .token
+        .as_ref()
+        .map_or(0, |verifier| verifier.keys_version());
     let mut identified = identity.identify_offered(event, &offered);
-    // A key the provider added since the JWKS was read: read it again (rate-limited), then
-    // check once more.
+    // A key the provider added since the JWKS was read: read it again (rate-limited), or
+    // take the keys another connect just read, then check once more.
     if let (Err(Refusal::Token(error)), Some(verifier)) = (&identified, &identity.token)
-        && verifier.reread_after(error).await
+        && verifier.reread_after(error, seen).await
     {
         identified = identity.identify_offered(event, &offered);
     }

@@ -12,7 +12,6 @@
 pub mod connect;
 pub mod disconnect;
 pub mod pusher;
-mod remote_keys;
 pub mod response;
 pub mod settings;
 pub mod subscribe;
@@ -23,6 +22,6 @@ pub use disconnect::handle_disconnect;
 pub use pusher::{
     PusherError, deliver_text, delivery_answer, handle_invocation, handle_sns, handle_sqs,
 };
-pub use remote_keys::JwksRefresh;
 pub use settings::SettingsError;
 pub use subscribe::handle_route;
+pub use token::JwksRefresh;

@@ -9,23 +9,20 @@
 //!   an IP address or `localhost`, with the gateway's port (or a host allowed with
 //!   `--allowed-hosts`). A rebinding page's requests carry its own name and are refused.
 //! - **`Origin`**, which browsers send on cross-origin requests and on every WebSocket
-//!   handshake, must be the gateway's own (`http://` with such a host and the port) or one
-//!   allowed with `--allowed-origins`. A request without one, as programs send, is fine.
+//!   handshake, must be the gateway's own: `http://` with the request's own `Host`, or with a
+//!   loopback address or `localhost` (or an allowed host) and the gateway's port; or one
+//!   allowed with `--allowed-origins`. A page served from another address, even an IP
+//!   address with the same port, is another site. A request without one, as programs send,
+//!   is fine.
 //! - **`POST /notifications`** must be `application/json`, which a page cannot send to
 //!   another origin without a preflight that the gateway never grants.
 //!
-//! The refusals are 403 (415 for the content type), with a JSON body naming the header.
+//! The refusals are 403 (415 for the content type), with a JSON body naming the header;
+//! `routes` puts the check before every route.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use crate::state::AppState;
+use axum::http::{HeaderMap, Method, header};
 
 /// The hosts and origins the gateway answers.
 #[derive(Debug, Clone)]
@@ -77,15 +74,17 @@ impl Guard {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<(), Refusal> {
-        if let Some(host) = headers.get(header::HOST) {
-            let host = String::from_utf8_lossy(host.as_bytes());
-            if !self.is_own_host(&host) {
-                return Err(Refusal::Host(host.into_owned()));
-            }
+        let host = headers
+            .get(header::HOST)
+            .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned());
+        if let Some(host) = &host
+            && !self.is_own_host(host)
+        {
+            return Err(Refusal::Host(host.clone()));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = String::from_utf8_lossy(origin.as_bytes());
-            if !self.is_own_origin(&origin) {
+            if !self.is_own_origin(&origin, host.as_deref()) {
                 return Err(Refusal::Origin(origin.into_owned()));
             }
         }
@@ -117,15 +116,27 @@ impl Guard {
             || self.hosts.iter().any(|allowed| allowed == host)
     }
 
-    /// `origin` is a page of this gateway, or allowed.
-    fn is_own_origin(&self, origin: &str) -> bool {
+    /// `origin` is a page of this gateway (served to the request's own `host`, or from a
+    /// loopback address, `localhost` or an allowed host with the gateway's port), or allowed.
+    fn is_own_origin(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
         if self.origins.contains(&origin) {
             return true;
         }
-        origin
-            .strip_prefix("http://")
-            .is_some_and(|authority| self.is_own_host(authority))
+        let Some(authority) = origin.strip_prefix("http://") else {
+            return false;
+        };
+        if host.is_some_and(|host| host.trim().eq_ignore_ascii_case(authority)) {
+            return true;
+        }
+        if self.hosts.iter().any(|allowed| allowed == authority) {
+            return true;
+        }
+        let (name, port) = split_authority(authority);
+        port.unwrap_or(80) == self.port
+            && (name == "localhost"
+                || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                || self.hosts.iter().any(|allowed| allowed == name))
     }
 }
 
@@ -151,28 +162,6 @@ fn is_json(content_type: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// The middleware: refuses what [`Guard::check`] refuses, before any route runs.
-pub(crate) async fn guard(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match state
-        .guard
-        .check(request.method(), request.uri().path(), request.headers())
-    {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            tracing::warn!(%refusal, method = %request.method(), path = request.uri().path(), "request refused");
-            let status = match refusal {
-                Refusal::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Refusal::Host(_) | Refusal::Origin(_) => StatusCode::FORBIDDEN,
-            };
-            (status, json!({"error": refusal.to_string()}).to_string()).into_response()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -244,6 +233,9 @@ mod tests {
             "null",
             "https://127.0.0.1:8080",
             "http://127.0.0.1:9090",
+            // Another machine's page on the same port is another site.
+            "http://203.0.113.5:8080",
+            "http://192.168.1.20:8080",
         ] {
             assert_eq!(
                 get(&[(header::ORIGIN, origin)]),
@@ -252,6 +244,14 @@ mod tests {
             );
         }
         assert_eq!(get(&[(header::ORIGIN, "http://localhost:3000")]), Ok(()));
+        // A gateway reached at a LAN address serves its own page there.
+        assert_eq!(
+            get(&[
+                (header::HOST, "192.168.1.20:8080"),
+                (header::ORIGIN, "http://192.168.1.20:8080")
+            ]),
+            Ok(())
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use wspush_domain::SubscriptionPolicy;
 use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::token::TokenVerifier;
 use wspush_local::{Faults, LocalConfig, StoreChoice, start};
-use wspush_ports::{PushConfig, RemoteDocument, RemoteError};
+use wspush_ports::{PushConfig, RemoteDocument, RemoteError, RemoteProblem};
 
 /// Runs wspush's WebSocket API, @connections API and pusher locally.
 #[derive(Debug, Parser)]
@@ -185,7 +185,9 @@ async fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>
             }
             RemoteKeys::SecretArn(arn) => Err(RemoteError::new(
                 arn,
-                "the local gateway takes the secret itself (--jwt-hs256-secret)",
+                RemoteProblem::Unusable(
+                    "the local gateway takes the secret itself (--jwt-hs256-secret)",
+                ),
             )),
         })
         .await
@@ -204,6 +206,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(
         args.max_subscriptions_per_connection > 0 && args.max_topics_per_message > 0,
         "--max-subscriptions-per-connection and --max-topics-per-message must be at least 1"
+    );
+    anyhow::ensure!(
+        args.max_topics_per_message <= settings::MAX_TOPICS_PER_MESSAGE_LIMIT,
+        "--max-topics-per-message must be at most {}: a message's topics are written in one DynamoDB transaction",
+        settings::MAX_TOPICS_PER_MESSAGE_LIMIT
     );
     let mut policy = SubscriptionPolicy::default()
         .with_max_subscriptions_per_connection(args.max_subscriptions_per_connection)

@@ -6,10 +6,9 @@ use std::time::Duration;
 use wspush_ports::{RemoteDocument, RemoteError};
 
 use crate::connect::IdentitySource;
-use crate::remote_keys::JwksRefresh;
 use crate::settings::names::*;
 use crate::settings::{Settings, SettingsError};
-use crate::token::{DEFAULT_MAX_TOKEN_LIFETIME, KeyError, TokenRules, TokenVerifier};
+use crate::token::{DEFAULT_MAX_TOKEN_LIFETIME, JwksRefresh, KeyError, TokenRules, TokenVerifier};
 
 /// Token keys, or a token secret, that live outside the settings and are read at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +82,7 @@ impl IdentityPlan {
             value: value.to_owned(),
             reason,
         };
-        let source = open(&keys).map_err(|error| invalid(error.to_string()))?;
+        let source = open(&keys).map_err(|error| invalid(error.with_causes()))?;
         let verifier = match &keys {
             RemoteKeys::JwksUrl { refresh, .. } => {
                 TokenVerifier::jwks_from(source, rules, *refresh).await
@@ -92,7 +91,7 @@ impl IdentityPlan {
                 let secret = source
                     .fetch()
                     .await
-                    .map_err(|error| invalid(error.to_string()))?;
+                    .map_err(|error| invalid(error.with_causes()))?;
                 TokenVerifier::hs256(secret.trim_end_matches(['\r', '\n']).as_bytes(), rules)
             }
         }
@@ -303,7 +302,11 @@ fn check_jwks_url(url: &str) -> Result<(), String> {
     let Some(rest) = url.strip_prefix("http://") else {
         return Err("must be an https:// URL".into());
     };
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        // `http://127.0.0.1:1@idp.example/` goes to idp.example.
+        return Err("must not hold a user name or password (`@`)".into());
+    }
     let host = match authority.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),

@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 mod functions;
 mod identity;
+#[cfg(test)]
+mod identity_tests;
 pub mod names;
 mod policy;
 mod push;
@@ -22,6 +24,7 @@ pub use functions::{
 };
 pub use identity::{IdentityPlan, RemoteKeys};
 pub use names::*;
+pub use policy::MAX_TOPICS_PER_MESSAGE_LIMIT;
 
 /// A setting that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

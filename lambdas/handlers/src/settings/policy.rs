@@ -5,7 +5,27 @@ use wspush_domain::SubscriptionPolicy;
 use crate::settings::names::*;
 use crate::settings::{Settings, SettingsError};
 
+/// The most topics one subscribe or unsubscribe message may name: what one DynamoDB
+/// transaction holds besides the connection's count, so that a message is written whole or
+/// not at all.
+pub const MAX_TOPICS_PER_MESSAGE_LIMIT: usize = 99;
+
 impl<F: Fn(&str) -> Option<String>> Settings<F> {
+    /// [`MAX_TOPICS_PER_MESSAGE`], from 1 to [`MAX_TOPICS_PER_MESSAGE_LIMIT`].
+    fn topics_per_message(&self, default: usize) -> Result<usize, SettingsError> {
+        let topics = self.positive(MAX_TOPICS_PER_MESSAGE, default)?;
+        if topics > MAX_TOPICS_PER_MESSAGE_LIMIT {
+            return Err(SettingsError::Invalid {
+                key: MAX_TOPICS_PER_MESSAGE,
+                value: topics.to_string(),
+                reason: format!(
+                    "must be at most {MAX_TOPICS_PER_MESSAGE_LIMIT}: a message's topics are written in one DynamoDB transaction"
+                ),
+            });
+        }
+        Ok(topics)
+    }
+
     /// The subscription policy ([`ALLOWED_NAMESPACES`], [`MAX_SUBSCRIPTIONS`],
     /// [`MAX_TOPICS_PER_MESSAGE`]).
     pub fn subscription_policy(&self) -> Result<SubscriptionPolicy, SettingsError> {
@@ -17,7 +37,7 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
                 defaults.max_subscriptions_per_connection(),
             )?)
             .with_max_topics_per_message(
-                self.positive(MAX_TOPICS_PER_MESSAGE, defaults.max_topics_per_message())?,
+                self.topics_per_message(defaults.max_topics_per_message())?,
             );
         if let Some(namespaces) = self.get(ALLOWED_NAMESPACES) {
             let list: Vec<String> = namespaces

@@ -254,3 +254,35 @@ async fn a_jwks_url_that_cannot_be_read_fails_the_cold_start_naming_it() {
         "{not_a_jwks:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_tokens_under_a_new_key_all_get_in_on_one_read() {
+    let server = JwksServer::serving(jwks_with_kid("old")).await;
+    let identity = Arc::new(
+        identity(
+            &server,
+            JwksRefresh {
+                ttl: Duration::from_secs(3600),
+                min_interval: Duration::from_millis(300),
+            },
+        )
+        .await,
+    );
+    server.serve(200, jwks_with_kid("new"));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+
+    // 20 connects at once under the key the provider just added: the first reads the JWKS,
+    // the others wait for that read and verify with its keys (not refused for coming
+    // within the interval).
+    let attempts = (0..20).map(|i| {
+        let identity = Arc::clone(&identity);
+        tokio::spawn(async move { connect(&identity, &rs256("new", &format!("u{i}"))).await })
+    });
+    let results = futures_join(attempts).await;
+
+    assert!(
+        results.iter().all(|(status, _)| *status == 200),
+        "{results:?}"
+    );
+    assert_eq!(server.requests(), 2, "one read for all 20");
+}

@@ -72,13 +72,32 @@ impl RemoteKeys {
         self.reads().succeeded.elapsed() >= self.refresh.ttl
     }
 
-    /// The document read again, unless it was read (or tried) within the minimum interval;
-    /// `why` goes to the log. A failed read is logged and counts as a try.
-    pub(crate) async fn fetch_if_due(&self, why: &str) -> Option<String> {
-        let _reading = self.reading.lock().await;
-        // Checked again once the lock is held: another caller may just have read it.
+    /// Reads the document again and hands it to `install` (which says whether it held
+    /// usable keys), unless it was read or tried within the minimum interval, or the keys
+    /// changed since the caller looked (`changed_since_caller`, checked once the read lock is
+    /// held: the read another caller just made counts). `wait` waits for a read in progress;
+    /// without it the call returns at once when one runs. Whether the keys are new. A failed
+    /// read is logged and counts as a try.
+    pub(crate) async fn reread(
+        &self,
+        why: &str,
+        wait: bool,
+        changed_since_caller: impl Fn() -> bool,
+        install: impl FnOnce(String) -> bool,
+    ) -> bool {
+        let _reading = if wait {
+            self.reading.lock().await
+        } else {
+            match self.reading.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return false,
+            }
+        };
+        if changed_since_caller() {
+            return true;
+        }
         if self.reads().tried.elapsed() < self.refresh.min_interval {
-            return None;
+            return false;
         }
         let now = Instant::now();
         self.reads
@@ -88,15 +107,23 @@ impl RemoteKeys {
         tracing::info!(jwks = %self.location(), why, "reading the JWKS again");
         match self.source.fetch().await {
             Ok(document) => {
-                self.reads
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .succeeded = now;
-                Some(document)
+                // Installed while the read lock is held, so that a caller let in after us
+                // sees the new keys.
+                let installed = install(document);
+                if installed {
+                    self.reads
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .succeeded = now;
+                }
+                installed
             }
             Err(error) => {
-                tracing::warn!(%error, "reading the JWKS again failed; keeping the keys held");
-                None
+                tracing::warn!(
+                    error = %error.with_causes(),
+                    "reading the JWKS again failed; keeping the keys held"
+                );
+                false
             }
         }
     }
