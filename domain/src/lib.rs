@@ -16,6 +16,7 @@ pub mod connection;
 pub mod continuation;
 pub mod endpoint;
 pub mod grants;
+pub mod history;
 pub mod ids;
 pub mod limits;
 pub mod notification;
@@ -32,6 +33,7 @@ pub use continuation::{
     ContinuationError, ContinuationLimits, Leftover, Resume, plan_continuations,
 };
 pub use grants::{GrantError, TopicGrant, TopicGrants};
+pub use history::{Epoch, HistoryPolicy, HistoryPolicyError, Position, Since, SinceError};
 pub use ids::{ConnectionId, ExternalId, IdError, IdKind, RequestId, UserId};
 pub use notification::{Narrowed, NotificationRequest, RequestError};
 pub use pacing::Pacer;
