@@ -56,6 +56,7 @@ impl DynamoDbFixture {
         let (endpoint, container) = find_endpoint().await;
         let calls = CallCounter::default();
         let client = client(&endpoint, calls.clone());
+        until_answering(&client, &endpoint).await;
         let table = table_name();
         let store = DynamoDbStore::new(client.clone(), &table);
         store
@@ -113,6 +114,29 @@ fn table_name() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// Waits until DynamoDB Local answers a request: a freshly started jar accepts connections
+/// before it serves them, and under load its first answers can be errors without a code.
+///
+/// # Panics
+///
+/// When it has not answered within 60 s, with its last error.
+async fn until_answering(client: &aws_sdk_dynamodb::Client, endpoint: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match client.list_tables().limit(1).send().await {
+            Ok(_) => return,
+            Err(error) if std::time::Instant::now() < deadline => {
+                eprintln!("DynamoDB Local at {endpoint} is not serving yet: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!(
+                "DynamoDB Local at {endpoint} did not serve a request within 60 s: {:?}",
+                anyhow::Error::new(error)
+            ),
+        }
+    }
 }
 
 async fn find_endpoint() -> (String, Option<ContainerAsync<DynamoDb>>) {
