@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, WriteRequest};
 use wspush_ports::StoreError;
 
 use super::DynamoDbStore;
@@ -17,6 +17,24 @@ pub(super) const BATCH_GET_MAX: usize = 100;
 pub(super) const BATCH_ATTEMPTS: u32 = 8;
 
 impl DynamoDbStore {
+    /// Deletes the items with these keys, in batches of 25 (see [`batch_write`](Self::batch_write)).
+    pub(super) async fn batch_delete(
+        &self,
+        keys: impl IntoIterator<Item = Item>,
+    ) -> Result<(), StoreError> {
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
+    }
+
     /// Writes `requests` in batches of 25, retrying unprocessed items with backoff.
     pub(super) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(BATCH_WRITE_MAX) {

@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp};
 use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
 
 use super::DynamoDbStore;
 use super::batch::BATCH_GET_MAX;
 use super::cursor::{decode_cursor, encode_cursor};
-use super::errors::{build_error, cursor_error, store_error};
+use super::errors::{cursor_error, store_error};
 use super::items::*;
 
 impl DynamoDbStore {
@@ -194,17 +194,7 @@ impl ConnectionStore for DynamoDbStore {
             .await
             .map_err(store_error)?;
         let keys = self.keys_of(connection).await?;
-        let requests = keys
-            .into_iter()
-            .map(|key| {
-                DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(build_error)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(requests).await
+        self.batch_delete(keys).await
     }
 
     async fn subscribe_at_most(

@@ -17,8 +17,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, DeleteRequest, Put, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, CancellationReason, Delete, Put, TransactWriteItem, Update,
 };
 use wspush_domain::{Connection, ConnectionId, ExternalId, Timestamp};
 use wspush_ports::{ConnectionStore, StoreError};
@@ -277,17 +276,12 @@ impl DynamoDbStore {
         connection: &ConnectionId,
         topics: &[&ExternalId],
     ) -> Result<(), StoreError> {
-        let requests = topics
-            .iter()
-            .map(|topic| {
-                DeleteRequest::builder()
-                    .set_key(Some(subscription_key(connection, topic)))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(build_error)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(requests).await
+        self.batch_delete(
+            topics
+                .iter()
+                .map(|topic| subscription_key(connection, topic)),
+        )
+        .await
     }
 }
 
