@@ -27,6 +27,25 @@ pub const DEFAULT_HISTORY_SIZE: u32 = 100;
 /// The longest epoch, in characters.
 pub const MAX_EPOCH_CHARS: usize = 64;
 
+/// How much of a stream's history is kept: messages younger than `ttl`, and at most `size`
+/// of them (the latest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// How long a message is kept after it was appended.
+    pub ttl: Duration,
+    /// How many messages a stream keeps.
+    pub size: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            ttl: DEFAULT_HISTORY_TTL,
+            size: DEFAULT_HISTORY_SIZE,
+        }
+    }
+}
+
 /// Which streams keep history, for how long, and how much of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPolicy {
@@ -103,6 +122,19 @@ impl HistoryPolicy {
         self.size
     }
 
+    /// How long and how much each stream keeps.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            ttl: self.ttl,
+            size: self.size,
+        }
+    }
+
+    /// The namespaces that keep history, in order.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(String::as_str)
+    }
+
     /// Whether `topic` is a stream that keeps history.
     pub fn keeps(&self, topic: &ExternalId) -> bool {
         topic
@@ -174,7 +206,40 @@ pub fn envelope(data: &str, positions: &[(ExternalId, Position)]) -> String {
     let mut text = String::with_capacity(data.len() + 32 + positions.len() * 48);
     text.push_str("{\"data\":");
     text.push_str(data);
-    text.push_str(",\"positions\":{");
+    text.push_str(",\"positions\":");
+    write_positions(&mut text, positions);
+    text.push('}');
+    text
+}
+
+/// `positions` as a JSON object: `{"room:42": {"seq": 17, "epoch": "..."}}`.
+pub fn positions_json(positions: &[(ExternalId, Position)]) -> String {
+    let mut text = String::with_capacity(2 + positions.len() * 48);
+    write_positions(&mut text, positions);
+    text
+}
+
+/// Reads what [`positions_json`] wrote; `None` for anything else.
+pub fn parse_positions_json(text: &str) -> Option<Vec<(ExternalId, Position)>> {
+    let Value::Object(entries) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    entries
+        .into_iter()
+        .map(|(stream, position)| {
+            Some((
+                ExternalId::parse(stream).ok()?,
+                Position {
+                    seq: position.get("seq")?.as_u64()?,
+                    epoch: Epoch::parse(position.get("epoch")?.as_str()?)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn write_positions(text: &mut String, positions: &[(ExternalId, Position)]) {
+    text.push('{');
     for (index, (stream, position)) in positions.iter().enumerate() {
         if index > 0 {
             text.push(',');
@@ -187,8 +252,7 @@ pub fn envelope(data: &str, positions: &[(ExternalId, Position)]) -> String {
         text.push_str(&Value::from(position.epoch.as_str()).to_string());
         text.push('}');
     }
-    text.push_str("}}");
-    text
+    text.push('}');
 }
 
 /// The positions a subscribe message resumes from: `"since": {"room:42": {"seq": 17,
@@ -259,6 +323,11 @@ impl Since {
     /// Where `stream` resumes, if the message says.
     pub fn of(&self, stream: &ExternalId) -> Option<&Position> {
         self.0.get(stream)
+    }
+
+    /// Each stream's position, in stream order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ExternalId, &Position)> {
+        self.0.iter()
     }
 
     /// Whether no position was given.
@@ -348,6 +417,11 @@ mod tests {
             value["positions"],
             json!({"room:42": {"seq": 17, "epoch": "e1"}, "user:a\"b": {"seq": 1, "epoch": "e2"}})
         );
+        assert_eq!(
+            parse_positions_json(&positions_json(&positions)),
+            Some(positions)
+        );
+        assert_eq!(parse_positions_json("[1]"), None);
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub use continuation::{
     ContinuationError, ContinuationLimits, Leftover, Resume, plan_continuations,
 };
 pub use grants::{GrantError, TopicGrant, TopicGrants};
-pub use history::{Epoch, HistoryPolicy, HistoryPolicyError, Position, Since, SinceError};
+pub use history::{
+    Epoch, HistoryPolicy, HistoryPolicyError, Position, Retention, Since, SinceError,
+};
 pub use ids::{ConnectionId, ExternalId, IdError, IdKind, RequestId, UserId};
 pub use notification::{Narrowed, NotificationRequest, RequestError};
 pub use pacing::Pacer;

@@ -2,7 +2,8 @@
 //!
 //! What belongs here: the traits the core needs from the outside world, named by role
 //! ([`ConnectionStore`], [`ConnectionGateway`], [`NotificationPublisher`], [`RequestLedger`],
-//! [`Clock`], [`PushObserver`], [`RemoteDocument`]), each method's contract in MUST wording, what a push did
+//! [`HistoryStore`], [`Clock`], [`PushObserver`],
+//! [`RemoteDocument`]), each method's contract in MUST wording, what a push did
 //! ([`PushReport`], plain data in [`report`]), and the services written against those traits
 //! only: connections (connect, disconnect, reading every live connection, pruning the gone
 //! ones), subscriptions, and the push engine (`services/push/`, one room per concern).
@@ -17,6 +18,7 @@
 mod causes;
 pub mod clock;
 pub mod gateway;
+pub mod history;
 pub mod ledger;
 pub mod observer;
 pub mod publisher;
@@ -27,6 +29,7 @@ pub mod store;
 
 pub use clock::Clock;
 pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
+pub use history::{Appended, HistoryRead, HistoryStore, Recorded};
 pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
@@ -37,6 +40,7 @@ pub use services::push::{
     ContinuationConfig, Delivery, DeliveryContext, DeliveryFailure, EnqueueFailure, LedgerConfig,
     PushConfig, PushConfigError, PushService, ScatterConfig, Shortfall,
 };
+pub use services::resume::{INDEX_WAIT, Resumed};
 pub use services::subscriptions::{SubscribeError, SubscriptionService};
 pub use store::{ConnectionStore, Cursor, Page, StoreError, stream_source};
 

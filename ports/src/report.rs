@@ -88,6 +88,10 @@ pub struct PushReport {
     pub unread_sources: usize,
     /// Continuation requests enqueued for what was left (see `PushService::deliver`).
     pub continuations: usize,
+    /// History streams the request was appended to by this delivery (0 for a request of no
+    /// history stream, a redelivery, and a continuation).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub history_appends: usize,
     /// Wall time of the push.
     #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
     pub elapsed: Duration,
@@ -105,6 +109,10 @@ impl PushReport {
             && self.unsent == 0
             && self.unread_sources == 0
     }
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 fn as_millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -145,6 +145,16 @@ pub trait ConnectionStore: Send + Sync {
         topics: &[ExternalId],
     ) -> Result<(), StoreError>;
 
+    /// Whether a read of `topic`'s audience would find `connection` now: its subscription
+    /// has reached what audience reads read (an index that is eventually consistent, for
+    /// DynamoDB). MUST NOT answer `true` before such a read would find it.
+    async fn audience_includes(
+        &self,
+        topic: &ExternalId,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// The external IDs the connection is subscribed to (empty for an unknown connection).
     async fn subscriptions(&self, connection: &ConnectionId)
     -> Result<Vec<ExternalId>, StoreError>;

@@ -39,6 +39,40 @@ pub(super) const REQUEST_SK: &str = "request";
 pub(super) const CONNECTION_SK: &str = "conn";
 pub(super) const CONNECTION_PREFIX: &str = "c#";
 pub(super) const TOPIC_PREFIX: &str = "t#";
+/// History items: a stream's head, its messages and its requests' marks.
+pub(super) const STREAM_PREFIX: &str = "s#";
+pub(super) const HEAD_SK: &str = "head";
+pub(super) const MESSAGE_PREFIX: &str = "m#";
+pub(super) const MARK_PREFIX: &str = "q#";
+pub(super) const EPOCH: &str = "epoch";
+pub(super) const SEQ: &str = "seq";
+pub(super) const DATA: &str = "data";
+pub(super) const POSITIONS: &str = "positions";
+
+/// The key of a stream's item whose sort key is `sk`.
+pub(super) fn stream_key(stream: &ExternalId, sk: &str) -> Item {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            AttributeValue::S(format!("{STREAM_PREFIX}{stream}")),
+        ),
+        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+/// A message's key: `m#<epoch>#<seq, 20 digits>`, so that a `Query` on a range of sort keys
+/// reads an epoch's messages in order.
+pub(super) fn message_key(stream: &ExternalId, position: &wspush_domain::Position) -> Item {
+    stream_key(
+        stream,
+        &format!("{MESSAGE_PREFIX}{}#{:020}", position.epoch, position.seq),
+    )
+}
+
+/// The mark of a request appended to a stream.
+pub(super) fn mark_key(stream: &ExternalId, request: &RequestId) -> Item {
+    stream_key(stream, &format!("{MARK_PREFIX}{request}"))
+}
 
 pub(super) fn pk_of(connection: &ConnectionId) -> String {
     format!("{CONNECTION_PREFIX}{connection}")

@@ -60,6 +60,7 @@
 mod batch;
 mod cursor;
 mod errors;
+mod history;
 mod items;
 mod ledger;
 mod store;

@@ -179,6 +179,33 @@ impl ConnectionStore for DynamoDbStore {
         }
     }
 
+    /// One `Query` of `by_topic` on the topic and the connection's key: the index is what
+    /// audience reads read, so what it shows is what a push would find.
+    async fn audience_includes(
+        &self,
+        topic: &ExternalId,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_TOPIC)
+            .key_condition_expression("#topic = :topic AND #pk = :pk")
+            .filter_expression("#expires > :now")
+            .expression_attribute_names("#topic", TOPIC)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires", EXPIRES_AT_MS)
+            .expression_attribute_values(":topic", AttributeValue::S(topic.to_string()))
+            .expression_attribute_values(":pk", AttributeValue::S(pk_of(connection)))
+            .expression_attribute_values(":now", number(now.unix_millis()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(!output.items().is_empty())
+    }
+
     /// The connection item goes first, then a consistent query finds what is left (its
     /// subscriptions) and a batch deletes it. A subscribe racing the delete either commits
     /// before the first step (and its items are found by the query) or fails its condition

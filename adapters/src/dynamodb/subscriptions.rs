@@ -285,7 +285,7 @@ impl DynamoDbStore {
     }
 }
 
-fn cancellation_reasons(
+pub(super) fn cancellation_reasons(
     error: &SdkError<TransactWriteItemsError, HttpResponse>,
 ) -> Option<&[CancellationReason]> {
     match error.as_service_error() {

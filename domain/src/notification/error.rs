@@ -14,7 +14,7 @@ pub enum RequestError {
     NotAnObject,
     /// A field that is not part of the format.
     #[error(
-        "unknown field `{field}`; expected one of users, topics, connections, broadcast, exclude_users, exclude_connections, data, id, segment, cursor, generation"
+        "unknown field `{field}`; expected one of users, topics, connections, broadcast, exclude_users, exclude_connections, data, id, segment, cursor, generation, positions"
     )]
     UnknownField {
         /// The field's name as given.
@@ -97,6 +97,14 @@ pub enum RequestError {
         /// The limit.
         max: u32,
     },
+    /// A stream or an epoch of `positions` broke its rules.
+    #[error("field `positions[{stream:?}]`: {problem}")]
+    InvalidPosition {
+        /// The stream as given.
+        stream: String,
+        /// The rule broken.
+        problem: String,
+    },
     /// `data` is larger than API Gateway accepts.
     #[error("field `data` is {len} bytes as compact JSON; API Gateway accepts at most {max}")]
     PayloadTooLarge {
@@ -141,6 +149,7 @@ impl RequestError {
                 Some("cursor")
             }
             RequestError::GenerationTooHigh { .. } => Some("generation"),
+            RequestError::InvalidPosition { .. } => Some("positions"),
             RequestError::BroadcastWithAudience => Some("broadcast"),
         }
     }

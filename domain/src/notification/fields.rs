@@ -9,6 +9,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::history::{Epoch, MAX_EPOCH_CHARS, Position};
 use crate::ids::{ConnectionId, ExternalId, IdError, RequestId, UserId};
 use crate::limits::{MAX_CURSOR_BYTES, MAX_GENERATION};
 use crate::notification::NotificationRequest;
@@ -17,7 +18,7 @@ use crate::notification::json::compact_data;
 use crate::segment::Segment;
 
 /// The fields a notification request may have.
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "users",
     "topics",
     "connections",
@@ -29,6 +30,7 @@ pub const FIELDS: [&str; 11] = [
     "segment",
     "cursor",
     "generation",
+    "positions",
 ];
 impl NotificationRequest {
     pub(super) fn from_fields(fields: Vec<(String, Box<RawValue>)>) -> Result<Self, RequestError> {
@@ -46,6 +48,7 @@ impl NotificationRequest {
             segment: None,
             cursor: None,
             generation: 0,
+            positions: None,
         };
         let mut said_broadcast = None;
         for (name, value) in fields {
@@ -69,6 +72,7 @@ impl NotificationRequest {
                 "segment" => request.segment = segment(&value)?,
                 "cursor" => request.cursor = cursor(&value)?,
                 "generation" => request.generation = generation(&value)?,
+                "positions" => request.positions = positions(&value)?,
                 _ => request.data = compact_data(&value)?,
             }
         }
@@ -190,6 +194,48 @@ fn generation(value: &RawValue) -> Result<u32, RequestError> {
         value => Ok(value),
     }
 }
+/// One position on the wire.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PositionField {
+    seq: u64,
+    epoch: String,
+}
+
+/// `positions`: where the request sits in each of its history streams, set by the pusher on
+/// the continuations of a request it appended (so that they are sent the same envelope and
+/// never appended again).
+fn positions(value: &RawValue) -> Result<Option<Vec<(ExternalId, Position)>>, RequestError> {
+    let raw: Option<std::collections::BTreeMap<String, PositionField>> = typed(
+        "positions",
+        "an object of {\"seq\": integer >= 0, \"epoch\": string} by stream, or null",
+        value,
+    )?;
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let mut positions = Vec::with_capacity(raw.len());
+    for (stream, field) in raw {
+        let stream =
+            ExternalId::parse(stream.clone()).map_err(|error| RequestError::InvalidPosition {
+                stream: stream.clone(),
+                problem: error.to_string(),
+            })?;
+        let epoch = Epoch::parse(field.epoch).ok_or_else(|| RequestError::InvalidPosition {
+            stream: stream.to_string(),
+            problem: format!("`epoch` must be 1 to {MAX_EPOCH_CHARS} visible ASCII characters"),
+        })?;
+        positions.push((
+            stream,
+            Position {
+                seq: field.seq,
+                epoch,
+            },
+        ));
+    }
+    Ok(Some(positions))
+}
+
 /// The top-level fields in the order given, duplicates kept so that they can be rejected
 /// (serde_json's own maps silently keep the last one).
 pub(super) struct RawFields(pub(super) Vec<(String, Box<RawValue>)>);

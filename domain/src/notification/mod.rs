@@ -52,6 +52,7 @@ use serde::de;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
+use crate::history::Position;
 use crate::ids::{ConnectionId, ExternalId, RequestId, UserId};
 use crate::segment::Segment;
 
@@ -79,6 +80,8 @@ pub struct NotificationRequest {
     segment: Option<Segment>,
     cursor: Option<String>,
     generation: u32,
+    /// Where the request sits in its history streams, once appended (continuations carry it).
+    positions: Option<Vec<(ExternalId, Position)>>,
 }
 
 impl PartialEq for NotificationRequest {
@@ -95,6 +98,7 @@ impl PartialEq for NotificationRequest {
             && self.segment == other.segment
             && self.cursor == other.cursor
             && self.generation == other.generation
+            && self.positions == other.positions
     }
 }
 impl NotificationRequest {
@@ -140,6 +144,20 @@ impl NotificationRequest {
     pub fn with_generation(mut self, generation: u32) -> Self {
         self.generation = generation;
         self
+    }
+
+    /// This request with its positions in its history streams: the pusher appended it, and
+    /// its continuations must carry the same envelope without appending again.
+    #[must_use]
+    pub fn with_positions(mut self, positions: Vec<(ExternalId, Position)>) -> Self {
+        self.positions = Some(positions);
+        self
+    }
+
+    /// Where the request sits in its history streams, if it was appended before (a
+    /// continuation of an appended request).
+    pub fn positions(&self) -> Option<&[(ExternalId, Position)]> {
+        self.positions.as_deref()
     }
 
     /// The request's own ID (`id`), if it has one.
@@ -282,9 +300,31 @@ impl Serialize for NotificationRequest {
         if self.generation > 0 {
             map.serialize_entry("generation", &self.generation)?;
         }
+        if let Some(positions) = &self.positions {
+            let positions: std::collections::BTreeMap<&str, PositionEntry<'_>> = positions
+                .iter()
+                .map(|(stream, position)| {
+                    (
+                        stream.as_str(),
+                        PositionEntry {
+                            seq: position.seq,
+                            epoch: position.epoch.as_str(),
+                        },
+                    )
+                })
+                .collect();
+            map.serialize_entry("positions", &positions)?;
+        }
         map.end()
     }
 }
+/// One position as `positions` writes it.
+#[derive(Serialize)]
+struct PositionEntry<'a> {
+    seq: u64,
+    epoch: &'a str,
+}
+
 fn as_strs<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
     ids.iter().map(AsRef::as_ref).collect()
 }

@@ -36,6 +36,7 @@ impl NotificationRequest {
             segment: None,
             cursor: None,
             generation: self.generation,
+            positions: self.positions.clone(),
         }
     }
 

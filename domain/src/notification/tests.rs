@@ -405,3 +405,33 @@ fn an_invalid_id_or_generation_is_refused_by_name() {
         }
     ));
 }
+
+#[test]
+fn positions_round_trip_and_survive_narrowing() {
+    let request = parse(
+        r#"{"topics":["room:42"],"data":{"n":1},"positions":{"room:42":{"seq":17,"epoch":"e1"}}}"#,
+    );
+
+    let positions = request.positions().expect("positions");
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].0.as_str(), "room:42");
+    assert_eq!(positions[0].1.seq, 17);
+    assert_eq!(parse(&request.to_json()), request);
+    let narrowed = request.narrowed_to_connections(vec![ConnectionId::parse("c1").expect("valid")]);
+    assert_eq!(narrowed.positions(), request.positions());
+    assert!(parse(r#"{"data":1}"#).positions().is_none());
+}
+
+#[test]
+fn bad_positions_are_refused_by_name() {
+    for text in [
+        r#"{"data":1,"positions":[1]}"#,
+        r#"{"data":1,"positions":{"room:1":{"seq":-1,"epoch":"e"}}}"#,
+        r#"{"data":1,"positions":{"room:1":{"seq":1}}}"#,
+        r#"{"data":1,"positions":{"room:1":{"seq":1,"epoch":"e","x":1}}}"#,
+        r#"{"data":1,"positions":{"room:1":{"seq":1,"epoch":""}}}"#,
+        r#"{"data":1,"positions":{"a b":{"seq":1,"epoch":"e"}}}"#,
+    ] {
+        assert_eq!(reject(text).field(), Some("positions"), "{text}");
+    }
+}

@@ -5,11 +5,13 @@
 //! `#[tokio::test]` per case.
 
 mod connections;
+mod history;
 mod ledger;
 mod sources;
 mod subscriptions;
 
 pub use connections::*;
+pub use history::*;
 pub use ledger::*;
 pub use sources::*;
 pub use subscriptions::*;
@@ -28,8 +30,8 @@ use wspush_domain::{
     Timestamp, TopicGrants, UserId,
 };
 use wspush_ports::{
-    Claim, ConnectionGateway, ConnectionInfo, ConnectionStore, GatewayError, PushConfig,
-    PushService, RequestLedger, StoreError, stream_source,
+    Claim, ConnectionGateway, ConnectionInfo, ConnectionStore, GatewayError, HistoryStore,
+    PushConfig, PushService, RequestLedger, StoreError, stream_source,
 };
 
 /// The store under test, behind the port.
@@ -37,6 +39,9 @@ pub type Store = Arc<dyn ConnectionStore>;
 
 /// The same store, behind the ledger port.
 pub type Ledger = Arc<dyn RequestLedger>;
+
+/// The same store, behind the history port.
+pub type History = Arc<dyn HistoryStore>;
 
 /// The time the suite runs at.
 pub const NOW: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
@@ -47,6 +52,8 @@ pub trait StoreFixture {
     fn store(&self) -> Store;
     /// The same store as a request ledger.
     fn ledger(&self) -> Ledger;
+    /// The same store as a history store.
+    fn history(&self) -> History;
     /// Cleans up after a passing test.
     fn finish(self) -> impl std::future::Future<Output = ()> + Send;
 }
@@ -72,6 +79,7 @@ macro_rules! store_contract_tests {
             concurrent_subscribes_never_take_a_connection_over_its_limit,
             concurrent_subscribes_of_the_same_topics_count_them_once,
             unsubscribing_frees_room_under_the_limit,
+            audience_reads_show_a_subscription_once_it_is_written,
             a_user_source_yields_only_that_users_live_connections,
             a_topic_source_yields_its_live_subscribers,
             explicit_connections_skip_unknown_and_expired_ones,
@@ -92,6 +100,28 @@ macro_rules! store_contract_tests {
             of_concurrent_claims_of_one_request_exactly_one_wins,
             request_records_never_appear_in_an_audience,
         );
+        $crate::store_contract_tests!(@history_cases $factory;
+            a_stream_numbers_its_messages_from_1_and_reads_them_back_in_order,
+            eight_concurrent_appenders_get_1_to_n_without_gap_or_repeat,
+            a_request_appended_again_gets_its_first_position,
+            a_stream_keeps_its_latest_messages_and_a_position_before_them_is_a_gap,
+            a_message_older_than_the_ttl_is_a_gap,
+            a_stream_idle_past_its_ttl_starts_a_new_epoch,
+            a_position_of_another_epoch_or_past_the_latest_is_a_gap,
+            the_positions_of_a_message_of_several_streams_are_read_back,
+            history_never_appears_in_an_audience,
+        );
+    };
+    (@history_cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                use $crate::store_contract::StoreFixture as _;
+                let fixture = $factory().await;
+                $crate::store_contract::$case(fixture.store(), fixture.history()).await;
+                fixture.finish().await;
+            }
+        )*
     };
     (@ledger_cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -263,3 +263,39 @@ pub async fn unsubscribing_frees_room_under_the_limit(store: Store) {
         .collect();
     assert_eq!(now_held, ["c", "d", "e", "f", "g"].map(topic).into());
 }
+
+/// A written subscription is shown to audience reads (at once for a consistent store, once
+/// its index caught up otherwise); an unknown or expired one never is.
+pub async fn audience_reads_show_a_subscription_once_it_is_written(store: Store) {
+    let live = open("c1", "ana");
+    let gone = expired("c2", "bob");
+    save_all(&store, &[live.clone(), gone.clone()]).await;
+    subscribe(&store, &live, &["room:1"]).await;
+    store
+        .subscribe(&gone, &[topic("room:1")], Timestamp::EPOCH)
+        .await
+        .expect("subscribe while it was live");
+
+    let mut shown = false;
+    for _ in 0..50 {
+        shown = store
+            .audience_includes(&topic("room:1"), live.id(), NOW)
+            .await
+            .expect("read");
+        if shown {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    assert!(shown, "the subscription never reached audience reads");
+    for (topic_name, connection) in [("room:2", live.id()), ("room:1", gone.id())] {
+        assert!(
+            !store
+                .audience_includes(&topic(topic_name), connection, NOW)
+                .await
+                .expect("read"),
+            "{topic_name} {connection}"
+        );
+    }
+}

@@ -18,7 +18,7 @@ use wspush_ports::{
     PushConfig, PushService, SubscriptionService,
 };
 
-fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+pub(crate) fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(op, n)| ((*op).to_owned(), *n)).collect()
 }
 

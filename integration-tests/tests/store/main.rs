@@ -3,4 +3,5 @@
 
 mod calls;
 mod dynamodb;
+mod history_calls;
 mod memory;

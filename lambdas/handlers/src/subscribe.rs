@@ -3,14 +3,19 @@
 //! Body: `{"action": "subscribe", "topics": ["room:42"]}` (or `"unsubscribe"`). The reply,
 //! sent back to the caller through the route response, is JSON:
 //! `{"ok": true, "action": "subscribe", "topics": [...every topic now held...]}` or
-//! `{"ok": false, "action": ..., "error": "..."}`. A bad body or a denied topic never crashes
+//! `{"ok": false, "action": ..., "error": "..."}`.
+//!
+//! A subscribe may resume: `"since": {"room:42": {"seq": 17, "epoch": "..."}}`. What the
+//! connection missed is posted to it first (in order, each as the pushes' envelope), and the
+//! reply adds `"recovered": {"room:42": 3}` and `"gaps": [...]` (streams the history no
+//! longer reaches back to: reload them). A bad body or a denied topic never crashes
 //! the function: it gets an error reply naming the problem.
 
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use serde::Deserialize;
 use serde_json::json;
-use wspush_domain::{ExternalId, IdError};
-use wspush_ports::{ConnectionStore, SubscribeError, SubscriptionService};
+use wspush_domain::{ExternalId, IdError, Since, SinceError};
+use wspush_ports::{ConnectionStore, Resumed, SubscribeError, SubscriptionService};
 
 use crate::response::{connection_id, response};
 
@@ -19,6 +24,8 @@ use crate::response::{connection_id, response};
 struct RouteBody {
     action: String,
     topics: Vec<String>,
+    #[serde(default)]
+    since: Option<serde_json::Value>,
 }
 
 /// What a route message asks for.
@@ -47,6 +54,8 @@ pub struct RouteRequest {
     pub action: RouteAction,
     /// The topics, in the order given.
     pub topics: Vec<ExternalId>,
+    /// Where a subscribe resumes each stream from (empty when it does not).
+    pub since: Since,
 }
 
 /// Why a route message was refused (a 400 reply).
@@ -80,6 +89,12 @@ pub enum RouteBodyProblem {
     /// `topics` was empty.
     #[error("field `topics` must name at least one topic")]
     NoTopics,
+    /// `since` is not a set of positions of the message's topics.
+    #[error("{0}")]
+    Since(SinceError),
+    /// `since` on an unsubscribe.
+    #[error("field `since` applies to subscribe only")]
+    SinceOnUnsubscribe,
     /// A topic is not a valid external ID.
     #[error("field `topics[{index}]`: {error}")]
     Topic {
@@ -137,7 +152,22 @@ pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyErr
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(RouteRequest { action, topics })
+    let since = match (action, body.since) {
+        (_, None | Some(serde_json::Value::Null)) => Since::default(),
+        (RouteAction::Unsubscribe, Some(_)) => {
+            return Err(RouteBodyError::new(
+                name,
+                RouteBodyProblem::SinceOnUnsubscribe,
+            ));
+        }
+        (RouteAction::Subscribe, Some(value)) => Since::parse(&value, &topics)
+            .map_err(|error| RouteBodyError::new(name, RouteBodyProblem::Since(error)))?,
+    };
+    Ok(RouteRequest {
+        action,
+        topics,
+        since,
+    })
 }
 
 fn reply(
@@ -161,7 +191,11 @@ where
         Ok(connection) => connection,
         Err(refusal) => return *refusal,
     };
-    let RouteRequest { action, topics } = match parse_route_body(event.body.as_deref()) {
+    let RouteRequest {
+        action,
+        topics,
+        since,
+    } = match parse_route_body(event.body.as_deref()) {
         Ok(request) => request,
         Err(error) => {
             // The error can quote the body; only its size is logged at the default level.
@@ -172,20 +206,27 @@ where
         }
     };
     let result = if action == RouteAction::Subscribe {
-        service.subscribe(&connection, &topics).await
+        service.subscribe_since(&connection, &topics, &since).await
     } else {
         service
             .unsubscribe(&connection, &topics)
             .await
-            .map(|()| topics)
+            .map(|()| (topics, None))
     };
     match result {
-        Ok(topics) => {
+        Ok((topics, resumed)) => {
             let names: Vec<&str> = topics.iter().map(ExternalId::as_str).collect();
-            response(
-                200,
-                json!({"ok": true, "action": action.as_str(), "topics": names}).to_string(),
-            )
+            let mut body = json!({"ok": true, "action": action.as_str(), "topics": names});
+            if let Some(Resumed { recovered, gaps }) = resumed {
+                let recovered: serde_json::Map<String, serde_json::Value> = recovered
+                    .into_iter()
+                    .map(|(stream, count)| (stream.to_string(), count.into()))
+                    .collect();
+                let gaps: Vec<&str> = gaps.iter().map(ExternalId::as_str).collect();
+                body["recovered"] = recovered.into();
+                body["gaps"] = gaps.into();
+            }
+            response(200, body.to_string())
         }
         Err(SubscribeError::Denied(denial)) => {
             // The reply names the topic; the log names only the rule (topics can name users).

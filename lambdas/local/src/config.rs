@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wspush_domain::SubscriptionPolicy;
 use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
+use wspush_domain::{HistoryPolicy, SubscriptionPolicy};
 use wspush_handlers::token::TokenVerifier;
 use wspush_ports::PushConfig;
 
@@ -51,6 +51,9 @@ pub struct LocalConfig {
     /// Whether a notification request whose lists are all empty is a broadcast (the
     /// Python pusher's reading) instead of reaching nobody.
     pub empty_lists_mean_everyone: bool,
+    /// Which streams keep history, so that a subscribe `since` a position is caught up (off
+    /// by default, as `WSPUSH_HISTORY_NAMESPACES`).
+    pub history: HistoryPolicy,
     /// Injected faults and latency on `POST @connections`.
     pub faults: Faults,
     /// The subprotocols `$connect` may answer with, as `WSPUSH_SUBPROTOCOLS`; `None` for
@@ -81,6 +84,7 @@ impl Default for LocalConfig {
             policy: SubscriptionPolicy::default(),
             push: PushConfig::default(),
             empty_lists_mean_everyone: false,
+            history: HistoryPolicy::default(),
             faults: Faults::default(),
             subprotocols: None,
             concurrent_messages: false,

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wspush_adapters::HttpDocument;
-use wspush_domain::SubscriptionPolicy;
+use wspush_domain::{HistoryPolicy, SubscriptionPolicy};
 use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::token::TokenVerifier;
 use wspush_local::{Faults, LocalConfig, StoreChoice, start};
@@ -96,6 +96,16 @@ struct Args {
     /// or null as a broadcast, as the Python pusher did (by default it reaches nobody).
     #[arg(long, env = settings::EMPTY_LISTS_MEAN_EVERYONE)]
     empty_lists_mean_everyone: bool,
+    /// Topic namespaces whose streams keep history (comma-separated; `user` for users' own
+    /// channels), so that a client resubscribing with `since` gets what it missed.
+    #[arg(long, value_delimiter = ',', env = settings::HISTORY_NAMESPACES)]
+    history_namespaces: Vec<String>,
+    /// Seconds a stream's messages are kept.
+    #[arg(long, default_value_t = 900, env = settings::HISTORY_TTL_SECONDS)]
+    history_ttl_secs: u64,
+    /// The most messages a stream keeps.
+    #[arg(long, default_value_t = 100, env = settings::HISTORY_SIZE)]
+    history_size: u32,
     /// Latency added to every POST @connections, in milliseconds.
     #[arg(long, default_value_t = 0)]
     post_latency_ms: u64,
@@ -218,6 +228,15 @@ async fn main() -> anyhow::Result<()> {
     if !args.allowed_namespaces.is_empty() {
         policy = policy.with_allowed_namespaces(args.allowed_namespaces.clone());
     }
+    let history = HistoryPolicy::new(
+        args.history_namespaces
+            .iter()
+            .map(|namespace| namespace.trim())
+            .filter(|namespace| !namespace.is_empty()),
+        Duration::from_secs(args.history_ttl_secs),
+        args.history_size,
+    )
+    .context("the history arguments (--history-*)")?;
     let token = token_verifier(&args).await?;
     let tokens_required = token.is_some();
     let config = LocalConfig {
@@ -238,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
             ..PushConfig::default()
         },
         empty_lists_mean_everyone: args.empty_lists_mean_everyone,
+        history,
         faults: Faults {
             latency: Duration::from_millis(args.post_latency_ms),
             jitter: Duration::from_millis(args.post_jitter_ms),

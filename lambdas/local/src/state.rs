@@ -11,8 +11,8 @@ use wspush_adapters::{
 };
 use wspush_handlers::IdentitySource;
 use wspush_ports::{
-    Clock, ConnectionService, ConnectionStore, LedgerConfig, PushService, RequestLedger,
-    SubscriptionService,
+    Clock, ConnectionGateway, ConnectionService, ConnectionStore, HistoryStore, LedgerConfig,
+    PushService, RequestLedger, SubscriptionService,
 };
 
 use crate::config::{LocalConfig, StoreChoice};
@@ -54,11 +54,13 @@ impl AppState {
     /// the services over it.
     pub(crate) async fn build(config: LocalConfig, address: SocketAddr) -> anyhow::Result<Self> {
         let sdk = local_sdk_config("us-east-1", "local", "local");
-        // The store is also the pusher's request ledger, so a request with an `id` is pushed once.
-        let (store, ledger): (Arc<Store>, Arc<dyn RequestLedger>) = match &config.store {
+        // The store is also the pusher's request ledger, so a request with an `id` is pushed
+        // once, and the history store.
+        type Stores = (Arc<Store>, Arc<dyn RequestLedger>, Arc<dyn HistoryStore>);
+        let (store, ledger, history): Stores = match &config.store {
             StoreChoice::Memory => {
                 let store = Arc::new(MemoryStore::new());
-                (store.clone(), store)
+                (store.clone(), store.clone(), store)
             }
             StoreChoice::DynamoDb { endpoint, table } => {
                 let client = aws_sdk_dynamodb::Client::from_conf(
@@ -72,14 +74,14 @@ impl AppState {
                     .await
                     .with_context(|| format!("creating table {table} on {endpoint}"))?;
                 let store = Arc::new(store);
-                (store.clone(), store)
+                (store.clone(), store.clone(), store)
             }
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let gateway = ApiGatewayGateway::new(
+        let gateway = Arc::new(ApiGatewayGateway::new(
             &sdk,
             &ApiGatewayConfig::new(format!("http://{address}/{}", config.stage)),
-        );
+        ));
         Ok(AppState {
             domain: address.to_string(),
             registry: Registry::default(),
@@ -88,15 +90,16 @@ impl AppState {
                 Arc::clone(&store),
                 Arc::clone(&clock),
                 config.policy.clone(),
+            )
+            .with_resume(
+                Arc::clone(&history),
+                Arc::clone(&gateway) as Arc<dyn ConnectionGateway>,
+                config.history.clone(),
             ),
-            pusher: PushService::new(
-                Arc::clone(&store),
-                Arc::new(gateway),
-                Arc::clone(&clock),
-                config.push,
-            )?
-            .with_ledger(ledger, LedgerConfig::default())
-            .with_empty_lists_meaning_everyone(config.empty_lists_mean_everyone),
+            pusher: PushService::new(Arc::clone(&store), gateway, Arc::clone(&clock), config.push)?
+                .with_ledger(ledger, LedgerConfig::default())
+                .with_empty_lists_meaning_everyone(config.empty_lists_mean_everyone)
+                .with_history(history, config.history.clone()),
             faults: FaultInjector::new(config.faults.clone()),
             virtuals: VirtualConnections::default(),
             clock,

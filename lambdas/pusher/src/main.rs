@@ -6,7 +6,9 @@
 //! (one CloudWatch EMF line per push; `off` for none), `WSPUSH_QUEUE_URL` (the notification
 //! queue, where continuations go; unset for none), `WSPUSH_MAX_GENERATIONS`,
 //! `WSPUSH_DEADLINE_MARGIN_MS`, `WSPUSH_SCATTER_ABOVE`, `WSPUSH_SCATTER_SEGMENTS`,
-//! `WSPUSH_IDEMPOTENCY_TTL_SECONDS`, `WSPUSH_EMPTY_LISTS_MEAN_EVERYONE` (see `wspush_handlers::settings`).
+//! `WSPUSH_IDEMPOTENCY_TTL_SECONDS`, `WSPUSH_EMPTY_LISTS_MEAN_EVERYONE`,
+//! `WSPUSH_HISTORY_NAMESPACES`, `WSPUSH_HISTORY_TTL_SECONDS`, `WSPUSH_HISTORY_SIZE` (see
+//! `wspush_handlers::settings`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -45,7 +47,8 @@ async fn main() -> Result<(), Error> {
         Arc::new(SystemClock),
         settings.push,
     )?
-    .with_empty_lists_meaning_everyone(settings.empty_lists_mean_everyone);
+    .with_empty_lists_meaning_everyone(settings.empty_lists_mean_everyone)
+    .with_history(store.clone(), settings.history);
     if let Some((queue_url, continuation_config)) = settings.continuations {
         let queue = Arc::new(SqsPublisher::new(&sdk, queue_url));
         service = service.with_continuations(queue, continuation_config);

@@ -1,13 +1,18 @@
 //! The `subscribe` / `unsubscribe` routes' Lambda.
 //!
 //! Settings: `WSPUSH_TABLE`, `WSPUSH_ALLOWED_NAMESPACES`,
-//! `WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION`, `WSPUSH_MAX_TOPICS_PER_MESSAGE`.
+//! `WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION`, `WSPUSH_MAX_TOPICS_PER_MESSAGE`,
+//! `WSPUSH_HISTORY_NAMESPACES`, `WSPUSH_HISTORY_TTL_SECONDS`, `WSPUSH_HISTORY_SIZE` (with
+//! history on, also `WSPUSH_MANAGEMENT_ENDPOINT`: a subscribe `since` a position is posted
+//! what it missed).
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use wspush_adapters::{DynamoDbStore, SystemClock, aws::load_sdk_config};
+use wspush_adapters::{
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SystemClock, aws::load_sdk_config,
+};
 use wspush_handlers::{
     handle_route,
     settings::{FunctionSettings, SubscribeSettings},
@@ -17,13 +22,21 @@ use wspush_ports::SubscriptionService;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let SubscribeSettings { table, policy } = SubscribeSettings::from_env()?;
+    let SubscribeSettings {
+        table,
+        policy,
+        history,
+    } = SubscribeSettings::from_env()?;
     let sdk = load_sdk_config().await;
     let store = Arc::new(DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         table,
     ));
-    let service = SubscriptionService::new(store, Arc::new(SystemClock), policy);
+    let mut service = SubscriptionService::new(Arc::clone(&store), Arc::new(SystemClock), policy);
+    if let Some((history, endpoint)) = history {
+        let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(endpoint));
+        service = service.with_resume(store, Arc::new(gateway), history);
+    }
     let service = &service;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {

@@ -2,4 +2,5 @@
 
 pub mod connections;
 pub mod push;
+pub mod resume;
 pub mod subscriptions;

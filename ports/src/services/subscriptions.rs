@@ -3,9 +3,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use wspush_domain::{ConnectionId, Denial, ExternalId, SubscriptionPolicy};
+use wspush_domain::{ConnectionId, Denial, ExternalId, HistoryPolicy, Since, SubscriptionPolicy};
 
 use crate::clock::Clock;
+use crate::gateway::ConnectionGateway;
+use crate::history::HistoryStore;
+use crate::services::resume::{INDEX_WAIT, Resume, Resumed};
 use crate::store::{ConnectionStore, StoreError};
 
 /// Why a subscribe or unsubscribe request failed.
@@ -40,9 +43,11 @@ impl From<StoreError> for SubscribeError {
 
 /// Subscribes connections to external IDs under a [`SubscriptionPolicy`].
 pub struct SubscriptionService<S: ?Sized> {
-    store: Arc<S>,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<S>,
+    pub(crate) clock: Arc<dyn Clock>,
     policy: SubscriptionPolicy,
+    /// Where a subscribe `since` a position is caught up from, and posted through.
+    pub(crate) resume: Option<Resume>,
 }
 
 impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
@@ -52,7 +57,43 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
             store,
             clock,
             policy,
+            resume: None,
         }
+    }
+
+    /// Catches up a subscribe `since` a position from `history` (the streams `policy`
+    /// keeps), posting what the connection missed through `gateway`. Without it (or when
+    /// `policy` keeps no history), every position reads as a gap.
+    #[must_use]
+    pub fn with_resume(
+        mut self,
+        history: Arc<dyn HistoryStore>,
+        gateway: Arc<dyn ConnectionGateway>,
+        policy: HistoryPolicy,
+    ) -> Self {
+        self.resume = policy.is_on().then_some(Resume {
+            history,
+            gateway,
+            policy,
+            index_wait: INDEX_WAIT,
+        });
+        self
+    }
+
+    /// Subscribes as [`subscribe`](Self::subscribe), then hands the connection what it
+    /// missed of each stream `since` names (see [`crate::services::resume`]). `None` when
+    /// `since` names no stream.
+    pub async fn subscribe_since(
+        &self,
+        connection: &ConnectionId,
+        topics: &[ExternalId],
+        since: &Since,
+    ) -> Result<(Vec<ExternalId>, Option<Resumed>), SubscribeError> {
+        let held = self.subscribe(connection, topics).await?;
+        if since.is_empty() {
+            return Ok((held, None));
+        }
+        Ok((held, Some(self.resume(connection, since).await)))
     }
 
     /// Subscribes `connection` to `topics` if the policy allows all of them, and returns

@@ -1,6 +1,6 @@
 //! What each function reads, named once: one struct per function, read whole at cold start.
 
-use wspush_domain::SubscriptionPolicy;
+use wspush_domain::{HistoryPolicy, SubscriptionPolicy};
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig};
 
 use crate::settings::names::{EMPTY_LISTS_MEAN_EVERYONE, FUNCTION_NAME};
@@ -51,20 +51,30 @@ impl FunctionSettings for DisconnectSettings {
     }
 }
 
-/// What the subscribe function reads: the table and the subscription policy.
+/// What the subscribe function reads: the table, the subscription policy, and the history
+/// a subscribe `since` a position is caught up from.
 #[derive(Debug, Clone)]
 pub struct SubscribeSettings {
     /// The connections table.
     pub table: String,
     /// What `subscribe` allows.
     pub policy: SubscriptionPolicy,
+    /// Which streams keep history; with it on, the `@connections` endpoint that recovered
+    /// messages are posted through.
+    pub history: Option<(HistoryPolicy, String)>,
 }
 
 impl FunctionSettings for SubscribeSettings {
     fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
+        let history = settings.history_policy()?;
+        let history = match history.is_on() {
+            true => Some((history, settings.management_endpoint()?)),
+            false => None,
+        };
         Ok(Self {
             table: settings.table()?,
             policy: settings.subscription_policy()?,
+            history,
         })
     }
 }
@@ -87,6 +97,8 @@ pub struct PusherSettings {
     /// Whether a request whose lists are all empty is a broadcast (the Python pusher's
     /// reading), [`EMPTY_LISTS_MEAN_EVERYONE`].
     pub empty_lists_mean_everyone: bool,
+    /// Which streams keep history (off unless namespaces are named).
+    pub history: HistoryPolicy,
 }
 
 impl FunctionSettings for PusherSettings {
@@ -113,6 +125,7 @@ impl FunctionSettings for PusherSettings {
             ledger,
             metrics,
             empty_lists_mean_everyone: settings.switch(EMPTY_LISTS_MEAN_EVERYONE, false)?,
+            history: settings.history_policy()?,
         })
     }
 }

@@ -10,6 +10,7 @@
 use std::str::FromStr;
 
 mod functions;
+mod history;
 mod identity;
 #[cfg(test)]
 mod identity_tests;

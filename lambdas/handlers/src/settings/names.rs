@@ -48,6 +48,13 @@ pub const ALLOWED_NAMESPACES: &str = "WSPUSH_ALLOWED_NAMESPACES";
 pub const MAX_SUBSCRIPTIONS: &str = "WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION";
 /// The most topics one subscribe message may name (default 20).
 pub const MAX_TOPICS_PER_MESSAGE: &str = "WSPUSH_MAX_TOPICS_PER_MESSAGE";
+/// Comma-separated topic namespaces whose streams keep history (`room,user`; `user` for
+/// users' own channels `user:<id>`); unset or empty for none.
+pub const HISTORY_NAMESPACES: &str = "WSPUSH_HISTORY_NAMESPACES";
+/// Seconds a stream's messages are kept (default 900).
+pub const HISTORY_TTL_SECONDS: &str = "WSPUSH_HISTORY_TTL_SECONDS";
+/// The most messages a stream keeps (default 100).
+pub const HISTORY_SIZE: &str = "WSPUSH_HISTORY_SIZE";
 /// The most posts in flight per push (default 256).
 pub const MAX_IN_FLIGHT: &str = "WSPUSH_MAX_IN_FLIGHT";
 /// Connections per store page (default 500).

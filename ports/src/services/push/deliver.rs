@@ -7,17 +7,20 @@
 //!    SQS or SNS message ID) is claimed first. A request completed before is skipped
 //!    ([`Delivery::Duplicate`]); one that another delivery is pushing right now is answered
 //!    [`Delivery::InProgress`], which the edge reports failed so that SQS tries again later.
-//! 2. **Deadline.** With continuations, the push stops starting posts at the deadline minus
+//! 2. **History.** A request that names history streams is appended to each of them (once
+//!    per ID, see `append`) before its audience is read, and its continuations carry its
+//!    positions.
+//! 3. **Deadline.** With continuations, the push stops starting posts at the deadline minus
 //!    a safety margin.
-//! 3. **Scatter.** With continuations and a scatter threshold, a broadcast is read in many
+//! 4. **Scatter.** With continuations and a scatter threshold, a broadcast is read in many
 //!    segments and, once more connections than the threshold were read, the segments left
 //!    are enqueued as segment requests for other pusher instances.
-//! 4. **Continuations.** What the push left (see [`wspush_domain::continuation`]) is
+//! 5. **Continuations.** What the push left (see [`wspush_domain::continuation`]) is
 //!    enqueued as narrowed requests. Connections that still failed after their retries, or
 //!    whose retry the stop point cut off, go to the next generation, up to the bound; past
 //!    it, the request fails. A run stopped at its deadline without progress (see
 //!    `Run::progressed`) fails instead of handing the same work on again.
-//! 5. The request is recorded completed when it was pushed or handed on in full, and its
+//! 6. The request is recorded completed when it was pushed or handed on in full, and its
 //!    claim is released when it failed, so that its retry may start at once.
 
 use std::time::Duration;
@@ -129,12 +132,31 @@ where
             }
             _ => None,
         };
+        let appended = match self.append(request, id).await {
+            Ok(appended) => appended,
+            Err(error) => {
+                if let Some((ledger, config, id, lease_until)) = claimed {
+                    self.settle(ledger.as_ref(), config, id, lease_until, false)
+                        .await;
+                }
+                tracing::warn!(error = %with_causes(&error), "the request must be retried by its source");
+                return Delivery::Failed {
+                    report: None,
+                    reason: DeliveryFailure::History(error),
+                };
+            }
+        };
+        let (request, appends) = match &appended {
+            Some(appended) => (&appended.request, appended.appends),
+            None => (request, 0),
+        };
         let plan = match &self.continuations {
             Some((_, config)) => Plan::for_delivery(request, context.deadline, config),
             None => Plan::default(),
         };
         let run = self.run(request, &plan).await;
         let mut report = run.report;
+        report.history_appends = appends;
         let outcome = if run.leftover.is_empty() && report.is_complete() {
             Ok(())
         } else if let Some(error) = run.halted {

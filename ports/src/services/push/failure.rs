@@ -22,6 +22,9 @@ pub enum DeliveryFailure {
         /// The ledger's error.
         error: StoreError,
     },
+    /// Appending the request to its history streams failed, so it was not pushed.
+    #[error("appending the request to its history streams failed: {}", Causes(.0))]
+    History(StoreError),
     /// A post showed that no other could succeed (the gateway refused access, 403).
     #[error("the push stopped: {}", Causes(.0.as_ref()))]
     Halted(Arc<GatewayError>),

@@ -15,7 +15,7 @@
 //! stops reading. What it left is returned as a [`Leftover`](wspush_domain::Leftover) that
 //! [`PushService::deliver`] turns into continuations.
 //!
-//! The rooms: `config` (the settings), `plan` (how a run may stop early, and what it did and
+//! The rooms: `config` (the settings), `append` (history streams, before the audience), `plan` (how a run may stop early, and what it did and
 //! left), `read` (the audience, page by page), `send` (one connection's posts), `halt` (the
 //! flag a 403 raises), `run` (readers and senders joined), `deliver` (as the pusher's edge
 //! does: ledger, deadline, scatter, continuations) and `failure` (why a delivery failed).
@@ -26,16 +26,18 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
-use wspush_domain::{NotificationRequest, Pacer, Segment};
+use wspush_domain::{HistoryPolicy, NotificationRequest, Pacer, Segment};
 
 use crate::clock::Clock;
 use crate::gateway::ConnectionGateway;
+use crate::history::HistoryStore;
 use crate::ledger::RequestLedger;
 use crate::observer::PushObserver;
 use crate::publisher::NotificationPublisher;
 use crate::report::PushReport;
 use crate::store::ConnectionStore;
 
+mod append;
 mod config;
 mod deliver;
 mod failure;
@@ -66,6 +68,8 @@ pub struct PushService<S: ?Sized, G: ?Sized> {
     /// Whether a request whose lists are all empty is a broadcast (the Python pusher's
     /// reading) instead of reaching nobody.
     empty_lists_mean_everyone: bool,
+    /// Where requests to history streams are appended, and which streams those are.
+    history: Option<(Arc<dyn HistoryStore>, HistoryPolicy)>,
 }
 
 impl<S, G> PushService<S, G>
@@ -108,6 +112,7 @@ where
             continuations: None,
             ledger: None,
             empty_lists_mean_everyone: false,
+            history: None,
         })
     }
 
@@ -147,6 +152,16 @@ where
         self
     }
 
+    /// Appends each request to the history streams `policy` names (once per request ID)
+    /// before its audience is read, and sends such a request as an envelope with its
+    /// positions (see [`wspush_domain::history`]). Without it, or when `policy` keeps no
+    /// history, every request is sent as its bare `data`.
+    #[must_use]
+    pub fn with_history(mut self, store: Arc<dyn HistoryStore>, policy: HistoryPolicy) -> Self {
+        self.history = policy.is_on().then_some((store, policy));
+        self
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &PushConfig {
         &self.config
@@ -158,8 +173,24 @@ where
     /// pusher's edge calls [`deliver`](Self::deliver) instead.
     pub async fn push(&self, request: &NotificationRequest) -> PushReport {
         let request = self.audience_reading(request);
-        let run = self.run(&request, &Plan::default()).await;
-        self.observe(&request, &run.report);
+        let appended = match self.append(&request, request.id()).await {
+            Ok(appended) => appended,
+            Err(error) => {
+                let report = PushReport {
+                    aborted: Some(crate::causes::with_causes(&error)),
+                    ..PushReport::default()
+                };
+                self.observe(&request, &report);
+                return report;
+            }
+        };
+        let (request, appends) = match &appended {
+            Some(appended) => (&appended.request, appended.appends),
+            None => (&*request, 0),
+        };
+        let mut run = self.run(request, &Plan::default()).await;
+        run.report.history_appends = appends;
+        self.observe(request, &run.report);
         run.report
     }
 

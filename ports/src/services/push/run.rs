@@ -5,6 +5,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use wspush_domain::history::envelope;
 use wspush_domain::{Connection, Leftover, NotificationRequest};
 
 use crate::causes::with_causes;
@@ -25,7 +26,13 @@ where
     pub(crate) async fn run(&self, request: &NotificationRequest, plan: &Plan) -> Run {
         let started = Instant::now();
         let now = self.clock.now();
-        let payload = Bytes::copy_from_slice(request.payload().as_bytes());
+        // A request of history streams goes out as an envelope with its positions.
+        let payload = match request.positions() {
+            Some(positions) if !positions.is_empty() => {
+                Bytes::from(envelope(request.payload(), positions))
+            }
+            _ => Bytes::copy_from_slice(request.payload().as_bytes()),
+        };
         let halt = Halt::default();
         let mut report = PushReport::default();
 

@@ -6,15 +6,21 @@
 //! else would remove a connection whose `$disconnect` never came.
 //!
 //! It is also a [`RequestLedger`]: claims and completed requests in a map, with the same
-//! expiry rules as the DynamoDB store's.
+//! expiry rules as the DynamoDB store's. And a [`HistoryStore`](wspush_ports::HistoryStore)
+//! (`history.rs`): each stream's messages under their own lock, its epoch drawn at random
+//! when the stream starts, so a restarted gateway's positions all read as gaps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, UserId};
 use wspush_ports::{Claim, ConnectionStore, Cursor, Page, RequestLedger, StoreError};
+
+mod history;
+
+pub(crate) use history::new_epoch;
 
 /// Expired connections are swept out once per this many saves.
 pub const SWEEP_EVERY: u64 = 1024;
@@ -40,6 +46,7 @@ struct LedgerEntry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    history: Mutex<history::Streams>,
 }
 
 impl MemoryStore {
@@ -244,6 +251,20 @@ impl ConnectionStore for MemoryStore {
             .or_default()
             .extend(topics.iter().cloned());
         Ok(())
+    }
+
+    async fn audience_includes(
+        &self,
+        topic: &ExternalId,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let inner = self.read();
+        let subscribed = inner
+            .by_topic
+            .get(topic)
+            .is_some_and(|ids| ids.contains(connection));
+        Ok(subscribed && inner.live(connection, now).is_some())
     }
 
     async fn unsubscribe(
