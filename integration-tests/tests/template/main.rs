@@ -7,12 +7,14 @@
 //! - no Lambda permission is granted to every principal (`*`);
 //! - no statement allows `*` actions or a resource with a wildcard, except the pusher's
 //!   `POST @connections/*` (connection IDs are not known in advance);
-//! - `execute-api:ManageConnections` is granted to the pusher only, scoped to this
+//! - `execute-api:ManageConnections` is granted to the pusher, and to the subscribe function
+//!   only under `HasHistory` (a resume posts what the client missed), scoped to this
 //!   template's WebSocket API and stage, `POST @connections`;
 //! - every DynamoDB statement on the table itself carries a `dynamodb:LeadingKeys` condition
 //!   (`ForAllValues:StringLike`) naming the item kinds it may reach: connections and their
 //!   subscriptions (`c#*`) for every function, the request ledger (`r#*`) for the pusher
-//!   alone and only for the ledger's calls.
+//!   alone and only for the ledger's calls, history (`s#*`) for the pusher's appends and the
+//!   subscribe function's reads alone, both under `HasHistory`.
 //!
 //! `hardening.rs` checks the rest of the operations side: throttles, reserved concurrency,
 //! access logs, and the table kept with point-in-time recovery.
@@ -34,6 +36,18 @@ const LEDGER_ACTIONS: [&str; 3] = [
     "dynamodb:deleteitem",
 ];
 const MANAGE_CONNECTIONS: &str = "execute-api:ManageConnections";
+const SUBSCRIBE: &str = "SubscribeFunction";
+/// What the pusher's appends call on history items.
+const APPEND_ACTIONS: [&str; 4] = [
+    "dynamodb:getitem",
+    "dynamodb:putitem",
+    "dynamodb:updateitem",
+    "dynamodb:deleteitem",
+];
+/// What a resume calls on history items.
+const HISTORY_READ_ACTIONS: [&str; 2] = ["dynamodb:getitem", "dynamodb:query"];
+/// The condition history permissions are granted under.
+const HAS_HISTORY: &str = "HasHistory";
 
 fn template() -> Value {
     serde_norway::from_str(TEMPLATE).expect("deploy/template.yaml is YAML")
@@ -166,7 +180,7 @@ fn violations(template: &Value) -> Vec<String> {
                 continue;
             }
         };
-        for policy in policies.iter().flat_map(conditional_branches) {
+        for (condition, policy) in policies.iter().flat_map(conditional_branches) {
             let Some(statements) = policy.get("Statement").and_then(Value::as_sequence) else {
                 found.push(format!(
                     "{name}: policy {} is not an inline Statement list",
@@ -198,7 +212,8 @@ fn violations(template: &Value) -> Vec<String> {
                     }
                 }
                 let manages = actions.contains(&manage_connections);
-                if manages && name != PUSHER {
+                let resumes = name == SUBSCRIBE && condition == Some(HAS_HISTORY);
+                if manages && name != PUSHER && !resumes {
                     found.push(format!("{name}: only the pusher may post to connections"));
                 }
                 if targets.is_empty() {
@@ -206,7 +221,7 @@ fn violations(template: &Value) -> Vec<String> {
                 }
                 let dynamodb = actions.iter().any(|action| action.starts_with("dynamodb:"));
                 if dynamodb && targets.iter().any(|target| target == TABLE_ARN) {
-                    found.extend(leading_keys(name, statement, &actions));
+                    found.extend(leading_keys(name, condition, statement, &actions));
                 }
                 for target in &targets {
                     let is_connections = manages && Some(target) == connections_arn.as_ref();
@@ -226,20 +241,24 @@ fn violations(template: &Value) -> Vec<String> {
     found
 }
 
-/// A policy as the policies it may be: both branches of `!If [condition, a, b]` (but
-/// `!Ref AWS::NoValue`), or itself.
-fn conditional_branches(policy: &Value) -> Vec<&Value> {
+/// A policy as the policies it may be, each with the condition it is granted under: both
+/// branches of `!If [condition, a, b]` (but `!Ref AWS::NoValue`), or itself.
+fn conditional_branches(policy: &Value) -> Vec<(Option<&str>, &Value)> {
     if let Value::Tagged(tagged) = policy
         && tagged.tag.to_string().trim_start_matches('!') == "If"
         && let Value::Sequence(branches) = &tagged.value
         && branches.len() == 3
     {
+        let condition = branches[0].as_str();
         return branches[1..]
             .iter()
             .filter(|branch| text(branch) != "Ref(AWS::NoValue)" && !is_no_value(branch))
+            .enumerate()
+            // Only the first branch holds under the condition.
+            .map(|(index, branch)| (condition.filter(|_| index == 0), branch))
             .collect();
     }
-    vec![policy]
+    vec![(None, policy)]
 }
 
 fn is_no_value(value: &Value) -> bool {
@@ -249,9 +268,15 @@ fn is_no_value(value: &Value) -> bool {
 }
 
 /// What is wrong with the `dynamodb:LeadingKeys` condition of `function`'s statement on
-/// the table: it must exist, hold only `c#*` (connections and subscriptions) or `r#*`
-/// (request items), and `r#*` is the pusher's, for the ledger's calls alone.
-fn leading_keys(function: &str, statement: &Value, actions: &[String]) -> Vec<String> {
+/// the table: it must exist, hold only `c#*` (connections and subscriptions), `r#*`
+/// (request items) or `s#*` (history); `r#*` is the pusher's, for the ledger's calls alone,
+/// and `s#*` the pusher's appends and the subscribe function's reads, under `HasHistory`.
+fn leading_keys(
+    function: &str,
+    granted_under: Option<&str>,
+    statement: &Value,
+    actions: &[String],
+) -> Vec<String> {
     let condition = &statement["Condition"];
     let keys = condition
         .get("ForAllValues:StringLike")
@@ -284,8 +309,27 @@ fn leading_keys(function: &str, statement: &Value, actions: &[String]) -> Vec<St
                     ));
                 }
             }
+            "s#*" => {
+                let allowed: &[&str] = match function {
+                    PUSHER => &APPEND_ACTIONS,
+                    SUBSCRIBE => &HISTORY_READ_ACTIONS,
+                    _ => &[],
+                };
+                if allowed.is_empty() || granted_under != Some(HAS_HISTORY) {
+                    found.push(format!(
+                        "{function}: only the pusher and the subscribe function may reach history items (s#*), under {HAS_HISTORY}"
+                    ));
+                } else if let Some(action) = actions
+                    .iter()
+                    .find(|action| !allowed.contains(&action.as_str()))
+                {
+                    found.push(format!(
+                        "{function}: `{action}` on history items (s#*) is not one of its history calls"
+                    ));
+                }
+            }
             other => found.push(format!(
-                "{function}: dynamodb:LeadingKeys `{other}` is not an item kind (c#* or r#*)"
+                "{function}: dynamodb:LeadingKeys `{other}` is not an item kind (c#*, r#* or s#*)"
             )),
         }
     }
@@ -312,7 +356,38 @@ fn the_template_grants_each_function_only_what_it_needs() {
 }
 
 #[test]
-fn only_the_pusher_mentions_manage_connections() {
+fn history_outside_its_condition_or_beyond_its_calls_is_caught() {
+    let broken = edited("DisconnectFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [dynamodb:GetItem], Resource: !GetAtt ConnectionsTable.Arn, Condition: {'ForAllValues:StringLike': {'dynamodb:LeadingKeys': ['s#*']}}}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        [
+            "DisconnectFunction: only the pusher and the subscribe function may reach history items (s#*), under HasHistory"
+        ]
+    );
+
+    let mut broken = template();
+    let reads = &mut broken["Resources"][SUBSCRIBE]["Properties"]["Policies"][1];
+    let Value::Tagged(tagged) = reads else {
+        panic!("the resume policy is an !If");
+    };
+    tagged.value[1]["Statement"][0]["Action"]
+        .as_sequence_mut()
+        .expect("actions")
+        .push(Value::String("dynamodb:PutItem".into()));
+    assert_eq!(
+        violations(&broken),
+        [
+            "SubscribeFunction: `dynamodb:putitem` on history items (s#*) is not one of its history calls"
+        ]
+    );
+}
+
+#[test]
+fn only_the_pusher_and_a_resuming_subscribe_mention_manage_connections() {
     let template = template();
     let posters: Vec<String> = resources(&template)
         .into_iter()
@@ -325,7 +400,7 @@ fn only_the_pusher_mentions_manage_connections() {
         .map(|(name, _)| name)
         .collect();
 
-    assert_eq!(posters, [PUSHER]);
+    assert_eq!(posters, [SUBSCRIBE, PUSHER]);
 }
 
 #[test]
@@ -508,7 +583,7 @@ fn a_table_statement_without_leading_keys_or_reaching_the_ledger_is_caught() {
         [
             "SubscribeFunction: DynamoDB on the table without a ForAllValues:StringLike dynamodb:LeadingKeys condition",
             "SubscribeFunction: only the pusher may reach request items (r#*)",
-            "SubscribeFunction: dynamodb:LeadingKeys `*` is not an item kind (c#* or r#*)",
+            "SubscribeFunction: dynamodb:LeadingKeys `*` is not an item kind (c#*, r#* or s#*)",
         ]
     );
 }
