@@ -4,7 +4,8 @@
 //! into CloudWatch metrics by the Logs service: no API calls, no agent. Each push writes one
 //! line in the namespace given (dimension `Function`), with the metrics `Delivered`,
 //! `Pruned`, `Throttled`, `Retries`, `Failed`, `NotAttempted`, `Unsent` (left for a
-//! continuation at the deadline), `Continuations` (requests enqueued) (counts) and `Duration`
+//! continuation at the deadline), `Continuations` (requests enqueued), `HistoryAppends`
+//! (history streams the request was appended to) (counts) and `Duration`
 //! (milliseconds), and properties that do not become metrics but can be searched in Logs
 //! Insights: `Complete`, `Audience`, `Excluded`, `Duplicates`, `ReadErrors`, `Aborted`,
 //! `Stopped` (`deadline` or `scatter`), `UnreadSources`, `Generation` and `RequestId` (the
@@ -86,6 +87,7 @@ pub fn render(
         ("NotAttempted", report.not_attempted),
         ("Unsent", report.unsent),
         ("Continuations", report.continuations),
+        ("HistoryAppends", report.history_appends),
     ];
     let mut metrics: Vec<Value> = counts
         .iter()
@@ -146,6 +148,7 @@ mod tests {
             excluded: 1,
             unsent: 5,
             continuations: 2,
+            history_appends: 1,
             stopped: Some(wspush_ports::Stop::Deadline),
             elapsed: Duration::from_millis(1500),
             ..PushReport::default()
@@ -190,6 +193,7 @@ mod tests {
                 "NotAttempted",
                 "Unsent",
                 "Continuations",
+                "HistoryAppends",
                 "Duration"
             ]
         );
@@ -197,7 +201,10 @@ mod tests {
             .iter()
             .map(|name| line[name].as_f64().expect("a number"))
             .collect();
-        assert_eq!(values, [7.0, 2.0, 3.0, 4.0, 1.0, 0.0, 5.0, 2.0, 1500.0]);
+        assert_eq!(
+            values,
+            [7.0, 2.0, 3.0, 4.0, 1.0, 0.0, 5.0, 2.0, 1.0, 1500.0]
+        );
         assert_eq!(line["Stopped"], "deadline");
         assert_eq!(line["Generation"], 1);
         assert_eq!(line["RequestId"], "order-9");

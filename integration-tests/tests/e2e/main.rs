@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod limits;
 mod origins;
+mod resume;
 mod scenarios;
 mod security;
 
