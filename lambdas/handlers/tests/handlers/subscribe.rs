@@ -215,3 +215,53 @@ async fn a_topic_the_connections_token_does_not_grant_is_denied_and_nothing_writ
     );
     assert!(held(&store).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_bad_since_or_since_on_unsubscribe_is_a_400_naming_the_field_and_writes_nothing() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+    for (body, expected) in [
+        (
+            r#"{"action":"subscribe","topics":["room:42"],"since":{"room:42":{"seq":-1,"epoch":"e"}}}"#,
+            "field `since[\"room:42\"].seq` must be an integer of at least 0",
+        ),
+        (
+            r#"{"action":"subscribe","topics":["room:42"],"since":{"room:7":{"seq":1,"epoch":"e"}}}"#,
+            "field `since[\"room:7\"]` names a stream this message does not subscribe to",
+        ),
+        (
+            r#"{"action":"subscribe","topics":["room:42"],"since":"yesterday"}"#,
+            "field `since` must be an object of positions by stream, or null",
+        ),
+        (
+            r#"{"action":"unsubscribe","topics":["room:42"],"since":{}}"#,
+            "field `since` applies to subscribe only",
+        ),
+    ] {
+        let response = handle_route(&with_body(SUBSCRIBE, body), &service).await;
+
+        assert_eq!(response.status_code, 400, "{body}");
+        assert_eq!(body_json(&response)["error"], expected, "{body}");
+    }
+    assert!(held(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_since_without_history_subscribes_and_reports_every_stream_as_a_gap() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+
+    let response = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"subscribe","topics":["room:42"],"since":{"room:42":{"seq":3,"epoch":"e"}}}"#,
+        ),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(
+        body_json(&response),
+        serde_json::json!({"ok": true, "action": "subscribe", "topics": ["room:42"], "recovered": {}, "gaps": ["room:42"]})
+    );
+    assert_eq!(held(&store).await, [topic("room:42")]);
+}

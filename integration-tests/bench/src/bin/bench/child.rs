@@ -11,8 +11,9 @@ use wspush_adapters::aws::local_sdk_config;
 use wspush_adapters::{
     ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, MemoryStore, SystemClock,
 };
+use wspush_domain::HistoryPolicy;
 use wspush_integration_tests::dynamodb_local::{CallCounter, client};
-use wspush_ports::{ConnectionStore, PushConfig, PushService};
+use wspush_ports::{ConnectionStore, HistoryStore, PushConfig, PushService};
 
 use crate::audience::{MEASURED, WARM_UP};
 use crate::{PushArgs, StoreKind};
@@ -38,20 +39,26 @@ impl Measurement {
 /// The child: builds the store and the pusher, then measures one push.
 pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
     let calls = CallCounter::default();
-    let store: Arc<dyn ConnectionStore> = match args.store {
+    let (store, history): (Arc<dyn ConnectionStore>, Arc<dyn HistoryStore>) = match args.store {
         StoreKind::Memory => {
             let store = MemoryStore::new();
             MEASURED.load(&store, args.connections, 1).await?;
             if args.warm_up {
                 WARM_UP.load(&store, args.in_flight, 1).await?;
             }
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), store)
         }
         StoreKind::DynamoDb => {
             let endpoint = args.dynamodb_endpoint.context("--dynamodb-endpoint")?;
             let table = args.table.context("--table")?;
-            Arc::new(DynamoDbStore::new(client(&endpoint, calls.clone()), table))
+            let store = Arc::new(DynamoDbStore::new(client(&endpoint, calls.clone()), table));
+            (store.clone(), store)
         }
+    };
+    let history_policy = match args.history {
+        true => HistoryPolicy::new(["room"], Duration::from_secs(900), 100)?,
+        false => HistoryPolicy::default(),
     };
     let sdk = local_sdk_config("us-east-1", "bench", "bench");
     let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(args.management_endpoint));
@@ -66,7 +73,8 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
             max_posts_per_second: args.max_posts_per_second,
             ..PushConfig::default()
         },
-    )?;
+    )?
+    .with_history(history, history_policy);
     let request = MEASURED.request()?;
     if args.warm_up {
         let report = pusher.push(&WARM_UP.request()?).await;
@@ -84,6 +92,12 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
     let wall = started.elapsed();
     let after = getrusage(UsageWho::RUSAGE_SELF)?;
 
+    ensure!(
+        report.history_appends == usize::from(args.history),
+        "expected {} history appends, got {}",
+        usize::from(args.history),
+        report.history_appends
+    );
     ensure!(
         report.is_complete() && report.delivered == args.connections,
         "the push was not complete: {report:?}"

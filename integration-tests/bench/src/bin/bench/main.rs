@@ -81,6 +81,11 @@ pub(crate) struct Suite {
     /// since the ideal has none; the pusher Lambda's default is 8,000).
     #[arg(long)]
     pub(crate) max_posts_per_second: Option<u32>,
+    /// Keep history for the `room` namespace, so that each push is first appended to its
+    /// topic's stream and sent as an envelope with its position (the audiences' topics are
+    /// `room:*`).
+    #[arg(long)]
+    pub(crate) history: bool,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -126,6 +131,8 @@ pub(crate) struct PushArgs {
     pub(crate) warm_up: bool,
     #[arg(long)]
     pub(crate) max_posts_per_second: Option<u32>,
+    #[arg(long)]
+    pub(crate) history: bool,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -78,6 +78,9 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
                 if !suite.cold_pool {
                     command.arg("--warm-up");
                 }
+                if suite.history {
+                    command.arg("--history");
+                }
                 if let Some(rate) = suite.max_posts_per_second {
                     command.args(["--max-posts-per-second", &rate.to_string()]);
                 }
