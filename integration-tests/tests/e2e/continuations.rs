@@ -10,13 +10,15 @@ use std::time::{Duration, Instant as StdInstant};
 
 use tokio::time::Instant;
 use wspush_adapters::{ApiGatewayGateway, DynamoDbStore, SqsPublisher, SystemClock};
-use wspush_domain::{Connection, ConnectionId, NotificationRequest, UserId};
+use wspush_domain::{
+    Connection, ConnectionId, ExternalId, HistoryPolicy, NotificationRequest, Retention, UserId,
+};
 use wspush_handlers::handle_invocation;
 use wspush_integration_tests::moto;
 use wspush_local::{Faults, VirtualTally};
 use wspush_ports::{
-    Clock, ConnectionStore, ContinuationConfig, LedgerConfig, NotificationPublisher, PushConfig,
-    PushService, ScatterConfig,
+    Clock, ConnectionStore, ContinuationConfig, HistoryStore, LedgerConfig, NotificationPublisher,
+    PushConfig, PushService, ScatterConfig,
 };
 
 use crate::helpers::Setup;
@@ -50,6 +52,18 @@ async fn pipeline(
     faults: Faults,
     continuations: ContinuationConfig,
 ) -> Pipeline {
+    pipeline_with(name, connections, faults, continuations, None).await
+}
+
+/// A [`pipeline`] whose connections are also subscribed to `room:busy`, and whose pusher
+/// keeps `history`.
+async fn pipeline_with(
+    name: &str,
+    connections: usize,
+    faults: Faults,
+    continuations: ContinuationConfig,
+    history: Option<HistoryPolicy>,
+) -> Pipeline {
     let setup = Setup::dynamodb_with(faults).await;
     let store: DynamoDbStore = setup.dynamodb_store().expect("a DynamoDB store");
     let now = SystemClock.now();
@@ -61,6 +75,12 @@ async fn pipeline(
             now,
         );
         store.save(&connection).await.expect("save");
+        if history.is_some() {
+            store
+                .subscribe(&connection, &[busy()], now)
+                .await
+                .expect("subscribe");
+        }
     }
     setup.gateway.set_virtual_connections(ids);
     let sdk = moto::sdk_config();
@@ -80,7 +100,8 @@ async fn pipeline(
     )
     .expect("config")
     .with_continuations(Arc::new(SqsPublisher::new(&sdk, &queue_url)), continuations)
-    .with_ledger(Arc::new(store), LedgerConfig::default());
+    .with_ledger(Arc::new(store.clone()), LedgerConfig::default())
+    .with_history(Arc::new(store), history.unwrap_or_default());
     Pipeline {
         publisher: SqsPublisher::new(&sdk, &queue_url),
         setup,
@@ -184,6 +205,20 @@ impl Pipeline {
     }
 }
 
+fn busy() -> ExternalId {
+    ExternalId::parse("room:busy").expect("valid")
+}
+
+/// How many messages `stream` holds: one more is appended, and its number says.
+async fn appended_so_far(pipeline: &Pipeline, stream: &ExternalId) -> u64 {
+    let store = pipeline.setup.dynamodb_store().expect("a DynamoDB store");
+    let probe = store
+        .append(stream, None, "0", Retention::default(), SystemClock.now())
+        .await
+        .expect("append");
+    probe.position.seq - 1
+}
+
 fn assert_each_exactly_once(tally: &VirtualTally, audience: usize) {
     assert_eq!(tally.more_than_once, 0, "{tally:?}");
     assert_eq!(tally.unreached, tally.connections - audience, "{tally:?}");
@@ -283,5 +318,45 @@ async fn a_redelivered_message_and_a_repeated_request_id_are_skipped() {
     // The broadcast once to all 50; the order once to u1's 2 connections (v00001, v00041).
     assert_eq!(tally.messages, 52, "{tally:?}");
     assert_eq!(tally.more_than_once, 2, "{tally:?}");
+    pipeline.setup.finish().await;
+}
+
+/// With history on, a request that is redelivered, sent twice with one `id`, and continued
+/// at its deadline over several invocations is appended to its stream once; a scattered
+/// broadcast names no stream and appends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_continued_and_repeated_request_is_appended_once() {
+    let faults = Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    };
+    let config = ContinuationConfig {
+        deadline_margin: Duration::from_millis(200),
+        scatter: Some(ScatterConfig::new(100, 8).expect("valid")),
+        ..ContinuationConfig::default()
+    };
+    let rooms_and_users =
+        HistoryPolicy::new(["room", "user"], Duration::from_secs(900), 100).expect("valid");
+    let pipeline = pipeline_with("history", 300, faults, config, Some(rooms_and_users)).await;
+    let request = r#"{"id":"h-1","topics":["room:busy"],"data":{"n":5}}"#;
+    pipeline.enqueue(request).await;
+    // The first delivery is received and answered, but not deleted: it comes back.
+    let first = pipeline.receive(0).await;
+    pipeline.invoke(&first, Duration::from_millis(350)).await;
+    pipeline.enqueue(request).await;
+
+    let run = pipeline.run_queue(Duration::from_millis(350)).await;
+
+    let tally = pipeline.tally();
+    println!("history: {run:?}, {tally:?}");
+    assert_each_exactly_once(&tally, 300);
+    assert!(run.messages >= 3, "the push was never continued: {run:?}");
+    assert_eq!(appended_so_far(&pipeline, &busy()).await, 1);
+
+    pipeline.enqueue(r#"{"data":{"n":6}}"#).await;
+    let run = pipeline.run_queue(Duration::from_secs(60)).await;
+    assert!(run.messages > 1, "the broadcast was not scattered: {run:?}");
+    let u1 = ExternalId::parse("user:u1").expect("valid");
+    assert_eq!(appended_so_far(&pipeline, &u1).await, 0);
     pipeline.setup.finish().await;
 }
