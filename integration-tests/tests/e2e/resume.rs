@@ -145,7 +145,7 @@ async fn a_resume_racing_pushes(setup: &Setup, stream: &str, last: u64) {
 }
 
 async fn pushes_racing_a_resume_reach_the_client_once_each_after_dropping_repeats(setup: Setup) {
-    for round in 0..6 {
+    for round in 0..20 {
         a_resume_racing_pushes(&setup, &format!("room:race-{round}"), 5).await;
     }
     setup.finish().await;
