@@ -222,15 +222,20 @@ impl HistoryStore for DynamoDbStore {
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         for attempt in 0..APPEND_ATTEMPTS {
-            if let Some(request) = request
-                && let Some(position) = self.marked(stream, request, now).await?
-            {
+            // The request's mark and the head, read at once.
+            let mark = async {
+                match request {
+                    Some(request) => self.marked(stream, request, now).await,
+                    None => Ok(None),
+                }
+            };
+            let (mark, head) = tokio::try_join!(mark, self.head(stream, now))?;
+            if let Some(position) = mark {
                 return Ok(Appended {
                     position,
                     new: false,
                 });
             }
-            let head = self.head(stream, now).await?;
             let (position, actions) =
                 self.append_actions(stream, head.as_ref(), request, data, retention, now)?;
             let error = match self

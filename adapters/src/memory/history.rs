@@ -14,6 +14,14 @@ use super::MemoryStore;
 #[derive(Debug, Default)]
 pub(super) struct Streams(HashMap<ExternalId, Stream>);
 
+impl Streams {
+    /// Forgets the streams whose every message has expired at `now` (their next append
+    /// would start a new epoch anyway).
+    pub(super) fn sweep(&mut self, now: Timestamp) {
+        self.0.retain(|_, stream| stream.until > now);
+    }
+}
+
 #[derive(Debug)]
 struct Stream {
     epoch: Epoch,

@@ -65,8 +65,9 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// Removes every connection that has expired at `now`, with its subscriptions. Returns
-    /// how many were removed.
+    /// Removes every connection that has expired at `now`, with its subscriptions, and every
+    /// history stream whose messages have all expired. Returns how many connections were
+    /// removed.
     pub fn sweep_expired(&self, now: Timestamp) -> usize {
         let mut inner = self.write();
         let expired: Vec<ConnectionId> = inner
@@ -79,6 +80,11 @@ impl MemoryStore {
             inner.remove(id);
         }
         inner.requests.retain(|_, entry| entry.until > now);
+        drop(inner);
+        self.history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sweep(now);
         expired.len()
     }
 
