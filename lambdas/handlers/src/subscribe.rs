@@ -8,7 +8,10 @@
 //! A subscribe may resume: `"since": {"room:42": {"seq": 17, "epoch": "..."}}`. What the
 //! connection missed is posted to it first (in order, each as the pushes' envelope), and the
 //! reply adds `"recovered": {"room:42": 3}` and `"gaps": [...]` (streams the history no
-//! longer reaches back to: reload them). A bad body or a denied topic never crashes
+//! longer reaches back to: reload them).
+//!
+//! A message may carry an `"id"` (1 to 64 visible ASCII characters), which its reply echoes:
+//! API Gateway runs a socket's messages concurrently, so replies can come in any order. A bad body or a denied topic never crashes
 //! the function: it gets an error reply naming the problem.
 
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -26,7 +29,12 @@ struct RouteBody {
     topics: Vec<String>,
     #[serde(default)]
     since: Option<serde_json::Value>,
+    #[serde(default)]
+    id: Option<String>,
 }
+
+/// The longest `id` a route message may carry, echoed in its reply.
+pub const MAX_MESSAGE_ID_CHARS: usize = 64;
 
 /// What a route message asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +64,9 @@ pub struct RouteRequest {
     pub topics: Vec<ExternalId>,
     /// Where a subscribe resumes each stream from (empty when it does not).
     pub since: Since,
+    /// The sender's ID for the message, echoed in the reply (so that a client can tell
+    /// which of its messages a reply answers: API Gateway runs them concurrently).
+    pub id: Option<String>,
 }
 
 /// Why a route message was refused (a 400 reply).
@@ -64,6 +75,8 @@ pub struct RouteRequest {
 pub struct RouteBodyError {
     /// The action, when the message named one.
     pub action: Option<String>,
+    /// The message's `id`, when it had a valid one.
+    pub id: Option<String>,
     /// What is wrong.
     pub problem: RouteBodyProblem,
 }
@@ -92,6 +105,9 @@ pub enum RouteBodyProblem {
     /// `since` is not a set of positions of the message's topics.
     #[error("{0}")]
     Since(SinceError),
+    /// `id` is not 1 to 64 visible ASCII characters.
+    #[error("field `id` must be 1 to 64 visible ASCII characters")]
+    Id,
     /// `since` on an unsubscribe.
     #[error("field `since` applies to subscribe only")]
     SinceOnUnsubscribe,
@@ -109,8 +125,14 @@ impl RouteBodyError {
     fn new(action: Option<&str>, problem: RouteBodyProblem) -> Self {
         Self {
             action: action.map(str::to_owned),
+            id: None,
             problem,
         }
+    }
+
+    fn with_id(mut self, id: Option<&str>) -> Self {
+        self.id = id.map(str::to_owned);
+        self
     }
 }
 
@@ -128,6 +150,22 @@ pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyErr
     }
     let body: RouteBody = serde_json::from_str(text)
         .map_err(|error| RouteBodyError::new(None, RouteBodyProblem::Invalid(error.to_string())))?;
+    if let Some(id) = &body.id
+        && (id.is_empty()
+            || id.chars().count() > MAX_MESSAGE_ID_CHARS
+            || !id.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(RouteBodyError::new(
+            Some(body.action.as_str()),
+            RouteBodyProblem::Id,
+        ));
+    }
+    let id = body.id.clone();
+    parse_fields(body).map_err(|error| error.with_id(id.as_deref()))
+}
+
+/// The fields after `id`.
+fn parse_fields(body: RouteBody) -> Result<RouteRequest, RouteBodyError> {
     let action = match body.action.as_str() {
         "subscribe" => RouteAction::Subscribe,
         "unsubscribe" => RouteAction::Unsubscribe,
@@ -167,15 +205,20 @@ pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyErr
         action,
         topics,
         since,
+        id: body.id,
     })
 }
 
 fn reply(
     status: i64,
     action: Option<&str>,
+    id: Option<&str>,
     error: impl std::fmt::Display,
 ) -> ApiGatewayProxyResponse {
-    let body = json!({"ok": false, "action": action, "error": error.to_string()});
+    let mut body = json!({"ok": false, "action": action, "error": error.to_string()});
+    if let Some(id) = id {
+        body["id"] = id.into();
+    }
     response(status, body.to_string())
 }
 
@@ -195,6 +238,7 @@ where
         action,
         topics,
         since,
+        id,
     } = match parse_route_body(event.body.as_deref()) {
         Ok(request) => request,
         Err(error) => {
@@ -202,7 +246,12 @@ where
             let bytes = event.body.as_deref().map_or(0, str::len);
             tracing::info!(%connection, bytes, "invalid route body");
             tracing::debug!(%connection, error = %error.problem, "invalid route body");
-            return reply(400, error.action.as_deref(), error.problem);
+            return reply(
+                400,
+                error.action.as_deref(),
+                error.id.as_deref(),
+                error.problem,
+            );
         }
     };
     let result = if action == RouteAction::Subscribe {
@@ -226,17 +275,27 @@ where
                 body["recovered"] = recovered.into();
                 body["gaps"] = gaps.into();
             }
+            if let Some(id) = &id {
+                body["id"] = id.as_str().into();
+            }
             response(200, body.to_string())
         }
         Err(SubscribeError::Denied(denial)) => {
             // The reply names the topic; the log names only the rule (topics can name users).
             tracing::info!(%connection, rule = denial.rule(), "subscription denied");
-            reply(403, Some(action.as_str()), denial)
+            reply(403, Some(action.as_str()), id.as_deref(), denial)
         }
-        Err(error @ SubscribeError::NotConnected(_)) => reply(410, Some(action.as_str()), error),
+        Err(error @ SubscribeError::NotConnected(_)) => {
+            reply(410, Some(action.as_str()), id.as_deref(), error)
+        }
         Err(SubscribeError::Store(error)) => {
             tracing::error!(%connection, error = %anyhow::Error::new(error), "the store failed");
-            reply(500, Some(action.as_str()), "internal error; try again")
+            reply(
+                500,
+                Some(action.as_str()),
+                id.as_deref(),
+                "internal error; try again",
+            )
         }
     }
 }

@@ -131,6 +131,7 @@ pub fn route_of(body: &str) -> &'static str {
     match action.as_deref() {
         Some("subscribe") => "subscribe",
         Some("unsubscribe") => "unsubscribe",
+        Some("ping") => "ping",
         _ => "$default",
     }
 }

@@ -120,6 +120,14 @@ pub async fn delete_connection(
     }
 }
 
+/// `GET /_local/connections`: the IDs of the open sockets, so that a test or a developer can
+/// drop one (`DELETE @connections/{id}`) as API Gateway would.
+pub async fn open_connections(State(state): State<Arc<AppState>>) -> Response {
+    let mut ids = state.registry.ids();
+    ids.sort();
+    Json(json!({"connections": ids})).into_response()
+}
+
 /// The body of `PUT /_local/virtual-connections`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -22,6 +22,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(management::demo_page))
         .route("/notifications", post(management::notifications))
+        .route("/_local/connections", get(management::open_connections))
         .route(
             "/_local/virtual-connections",
             get(management::virtual_tally).put(management::put_virtual_connections),

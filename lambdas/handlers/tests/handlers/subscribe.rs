@@ -265,3 +265,42 @@ async fn a_since_without_history_subscribes_and_reports_every_stream_as_a_gap() 
     );
     assert_eq!(held(&store).await, [topic("room:42")]);
 }
+
+#[tokio::test]
+async fn a_message_id_is_echoed_in_the_reply_and_a_bad_one_is_refused() {
+    let (service, _) = service_with(SubscriptionPolicy::default()).await;
+
+    let ok = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"subscribe","topics":["room:1"],"id":"7"}"#,
+        ),
+        &service,
+    )
+    .await;
+    let refused = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"subscribe","topics":["a b"],"id":"8"}"#,
+        ),
+        &service,
+    )
+    .await;
+    let bad_id = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"subscribe","topics":["room:1"],"id":""}"#,
+        ),
+        &service,
+    )
+    .await;
+
+    assert_eq!(body_json(&ok)["id"], "7");
+    assert_eq!(body_json(&refused)["id"], "8");
+    assert_eq!(body_json(&refused)["ok"], false);
+    assert_eq!(bad_id.status_code, 400);
+    assert_eq!(
+        body_json(&bad_id)["error"],
+        "field `id` must be 1 to 64 visible ASCII characters"
+    );
+}
