@@ -1,6 +1,8 @@
-// The demo page in headless Chromium: connect as a user, subscribe, and see a push sent
-// through POST /notifications arrive on the page. Run with `node --test integration-tests/browser/`
-// after `cargo build -p wspush-local` (.ci/test does both).
+// The demo page and @wspush/client in headless Chromium, against the local gateway binary:
+// the page's two clients see targeting and exclusion; the library, loaded from the gateway's
+// /client.js into the page, is acknowledged and refused, resumes across dropped sockets in
+// order, and reports a gap. Run with `node --test integration-tests/browser/` after
+// `cargo build -p wspush-local` (.ci/test does both).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,9 +13,10 @@ const binary = process.env.WSPUSH_LOCAL_BIN
   ?? fileURLToPath(new URL('../../target/debug/wspush-local', import.meta.url));
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-function startGateway() {
-  const child = spawn(binary, ['--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const started = new Promise((resolve, reject) => {
+async function startGateway(t, args = []) {
+  const child = spawn(binary, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGINT'));
+  return new Promise((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => reject(new Error(`wspush-local did not start within 30 s: ${output}`)), 30_000);
     child.stdout.on('data', (chunk) => {
@@ -27,13 +30,9 @@ function startGateway() {
     child.on('error', (error) => reject(new Error(`cannot start ${binary}: ${error.message}`)));
     child.on('exit', (code) => reject(new Error(`wspush-local exited with ${code}: ${output}`)));
   });
-  return { child, started };
 }
 
-test('a push sent through /notifications shows up on the demo page', async (t) => {
-  const { child, started } = startGateway();
-  t.after(() => child.kill('SIGINT'));
-  const url = await started;
+async function openPage(t, url) {
   const browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -41,27 +40,126 @@ test('a push sent through /notifications shows up on the demo page', async (t) =
   });
   t.after(() => browser.close());
   const page = await browser.newPage();
-
   await page.goto(url);
-  await page.fill('#user', 'ana');
-  await page.click('#connect');
-  await page.locator('#status', { hasText: 'connected as ana' }).waitFor();
-  await page.fill('#topic', 'room:7');
-  await page.click('#subscribe');
-  await page.locator('#messages li', { hasText: '"ok":true' }).waitFor();
+  return page;
+}
 
+async function notify(url, request) {
   const response = await fetch(new URL('/notifications', url), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ topics: ['room:7'], data: { text: 'hello from the test' } }),
+    body: JSON.stringify(request),
   });
   const report = await response.json();
-  assert.equal(response.status, 200);
-  assert.equal(report.delivered, 1);
-  await page.locator('#messages li', { hasText: 'hello from the test' }).waitFor({ timeout: 5_000 });
+  assert.equal(response.status, 200, JSON.stringify(report));
+  return report;
+}
 
-  await page.fill('#request', JSON.stringify({ users: ['ana'], data: 'sent from the page' }));
+test('the demo page\'s two clients show targeting and exclusion', async (t) => {
+  const url = await startGateway(t);
+  const page = await openPage(t, url);
+
+  for (const [panel, user] of [['a', 'ana'], ['b', 'bob']]) {
+    await page.fill(`#${panel}-user`, user);
+    await page.click(`#${panel}-connect`);
+    await page.locator(`#${panel}-status`, { hasText: `connected as ${user}` }).waitFor();
+    await page.fill(`#${panel}-topic`, 'room:7');
+    await page.click(`#${panel}-subscribe`);
+    await page.locator(`#${panel}-messages li`, { hasText: 'subscribed to room:7' }).waitFor();
+  }
+
+  const report = await notify(url, { topics: ['room:7'], exclude_users: ['bob'], data: { text: 'hello from the test' } });
+  assert.equal(report.delivered, 1);
+  await page.locator('#a-messages li', { hasText: 'hello from the test' }).waitFor({ timeout: 5_000 });
+  await page.fill('#request', JSON.stringify({ users: ['bob'], data: 'sent from the page' }));
   await page.click('#send');
-  await page.locator('#messages li', { hasText: 'sent from the page' }).waitFor({ timeout: 5_000 });
+  await page.locator('#b-messages li', { hasText: 'sent from the page' }).waitFor({ timeout: 5_000 });
   await page.locator('#report', { hasText: '200' }).waitFor();
+
+  assert.equal(await page.locator('#b-messages li', { hasText: 'hello from the test' }).count(), 0, 'bob was excluded');
+  assert.equal(await page.locator('#a-messages li', { hasText: 'sent from the page' }).count(), 0, 'only bob was named');
+  const wraps = await page.$eval('#report', (element) => getComputedStyle(element).whiteSpace);
+  assert.equal(wraps, 'pre-wrap', 'long reports wrap');
+});
+
+test('the library in Chromium: acknowledged, refused with the server\'s reason, resumed in order across drops', async (t) => {
+  const url = await startGateway(t, ['--history-namespaces', 'room', '--allowed-namespaces', 'room']);
+  const page = await openPage(t, url);
+
+  const result = await page.evaluate(async () => {
+    const { connect } = await import('/client.js');
+    const client = connect(`ws://${location.host}/local`, { params: { user: 'ana' }, initialDelayMs: 50, maxDelayMs: 300 });
+    const got = [];
+    const states = [];
+    const gaps = [];
+    client.on('state', (state) => states.push(state));
+    client.on('gap', (stream) => gaps.push(stream));
+    await client.subscribe('room:b', (data) => got.push(data.n));
+    let refusal = '';
+    try {
+      await client.subscribe('secret:1', () => {});
+    } catch (error) {
+      refusal = `${error.name}: ${error.message}`;
+    }
+    const post = (body, method = 'POST', path = '/notifications') => fetch(path, {
+      method, headers: { 'content-type': 'application/json' }, body,
+    });
+    for (let n = 1; n <= 300; n += 1) {
+      await post(JSON.stringify({ topics: ['room:b'], data: { n } }));
+      if (n % 100 === 50) {
+        const { connections } = await (await fetch('/_local/connections')).json();
+        for (const id of connections) await fetch(`/local/@connections/${id}`, { method: 'DELETE' });
+      }
+    }
+    const started = Date.now();
+    while (got.length < 300 && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 20));
+    client.close();
+    return { got, states, gaps, refusal };
+  });
+
+  assert.match(result.refusal, /^ServerError: .*secret:1/);
+  assert.deepEqual(result.got, Array.from({ length: 300 }, (_, i) => i + 1));
+  assert.deepEqual(result.gaps, []);
+  assert.equal(result.states.filter((state) => state === 'reconnecting').length, 3, result.states.join(', '));
+});
+
+test('the library in Chromium reports a stream trimmed while it was away as a gap', async (t) => {
+  const url = await startGateway(t, ['--history-namespaces', 'room', '--history-size', '5']);
+  const page = await openPage(t, url);
+
+  const result = await page.evaluate(async () => {
+    const { connect } = await import('/client.js');
+    let open = () => {};
+    let gate = Promise.resolve();
+    const client = connect(`ws://${location.host}/local`, {
+      params: { user: 'ana' }, initialDelayMs: 10, token: () => gate.then(() => 'unused'),
+    });
+    const got = [];
+    const gaps = [];
+    client.on('gap', (stream) => gaps.push(stream));
+    await client.subscribe('room:trim', (data) => got.push(data.n));
+    const push = (n) => fetch('/notifications', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topics: ['room:trim'], data: { n } }),
+    });
+    const wait = async (probe) => {
+      const started = Date.now();
+      while (!probe() && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
+    };
+    await push(1);
+    await wait(() => got.length === 1);
+    gate = new Promise((resolve) => { open = resolve; });
+    const { connections } = await (await fetch('/_local/connections')).json();
+    for (const id of connections) await fetch(`/local/@connections/${id}`, { method: 'DELETE' });
+    for (let n = 2; n <= 11; n += 1) await push(n);
+    open();
+    await wait(() => gaps.length === 1);
+    await push(12);
+    await wait(() => got.includes(12));
+    client.close();
+    return { got, gaps };
+  });
+
+  assert.deepEqual(result.gaps, ['room:trim']);
+  assert.deepEqual(result.got, [1, 12]);
 });

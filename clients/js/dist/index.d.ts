@@ -21,7 +21,11 @@ export interface Events {
     }) => void;
     /** A history stream could not be caught up: reload its state from your backend. */
     gap: (stream: string) => void;
-    /** A message without positions: the server does not say which topic it is for. */
+    /**
+     * A message no subscription handler took: one of a stream nobody subscribed to here (a
+     * user's own channel), or one without positions when no subscribed topic is without
+     * history (without positions the server does not say which topic a message is for).
+     */
     message: (data: unknown) => void;
     error: (error: Error) => void;
 }
@@ -87,6 +91,11 @@ export declare class WspushClient {
     subscribe(topic: string, handler: Handler): Promise<void>;
     /** Unsubscribes from `topic` (every handler of it). */
     unsubscribe(topic: string): Promise<void>;
+    /**
+     * Drops the current socket and opens a new one, resuming every stream from its last
+     * position: for a network change (the browser's `online` event), or to see a resume.
+     */
+    reconnect(): void;
     /** Closes the client: no reconnect. */
     close(): void;
 }

@@ -145,6 +145,15 @@ export class WspushClient {
         const link = await this.#whenOpen();
         await this.#request(link, { action: 'unsubscribe', topics: [topic] });
     }
+    /**
+     * Drops the current socket and opens a new one, resuming every stream from its last
+     * position: for a network change (the browser's `online` event), or to see a resume.
+     */
+    reconnect() {
+        if (this.#isClosed())
+            return;
+        this.#link?.socket.close(4001, 'reconnect');
+    }
     /** Closes the client: no reconnect. */
     close() {
         this.#shut('closed by the application');
@@ -464,15 +473,19 @@ export class WspushClient {
             this.#onEnvelope(value);
             return;
         }
-        // No positions: the server does not say which topic; handlers of topics that never
-        // carried positions get it, and so do `message` listeners.
-        this.#emit('message', value);
+        // No positions: the server does not say which topic. Handlers of topics that never
+        // carried positions get it; with none, `message` listeners do.
+        let handled = false;
         for (const [topic, handlers] of this.#handlers) {
             if (this.#streams.get(topic)?.history)
                 continue;
-            for (const handler of handlers)
+            for (const handler of handlers) {
+                handled = true;
                 this.#call(handler, value, { positions: {} });
+            }
         }
+        if (!handled)
+            this.#emit('message', value);
     }
     #stream(name) {
         let stream = this.#streams.get(name);

@@ -35,7 +35,11 @@ export interface Events {
   state: (state: State, detail?: { reason?: CloseReason | string }) => void;
   /** A history stream could not be caught up: reload its state from your backend. */
   gap: (stream: string) => void;
-  /** A message without positions: the server does not say which topic it is for. */
+  /**
+   * A message no subscription handler took: one of a stream nobody subscribed to here (a
+   * user's own channel), or one without positions when no subscribed topic is without
+   * history (without positions the server does not say which topic a message is for).
+   */
   message: (data: unknown) => void;
   error: (error: Error) => void;
 }
@@ -246,6 +250,15 @@ export class WspushClient {
     if (this.#isClosed()) return;
     const link = await this.#whenOpen();
     await this.#request(link, { action: 'unsubscribe', topics: [topic] });
+  }
+
+  /**
+   * Drops the current socket and opens a new one, resuming every stream from its last
+   * position: for a network change (the browser's `online` event), or to see a resume.
+   */
+  reconnect(): void {
+    if (this.#isClosed()) return;
+    this.#link?.socket.close(4001, 'reconnect');
   }
 
   /** Closes the client: no reconnect. */
@@ -551,13 +564,17 @@ export class WspushClient {
       this.#onEnvelope(value);
       return;
     }
-    // No positions: the server does not say which topic; handlers of topics that never
-    // carried positions get it, and so do `message` listeners.
-    this.#emit('message', value);
+    // No positions: the server does not say which topic. Handlers of topics that never
+    // carried positions get it; with none, `message` listeners do.
+    let handled = false;
     for (const [topic, handlers] of this.#handlers) {
       if (this.#streams.get(topic)?.history) continue;
-      for (const handler of handlers) this.#call(handler, value, { positions: {} });
+      for (const handler of handlers) {
+        handled = true;
+        this.#call(handler, value, { positions: {} });
+      }
     }
+    if (!handled) this.#emit('message', value);
   }
 
   #stream(name: string): StreamState {

@@ -218,6 +218,19 @@ pub async fn demo_page(State(state): State<Arc<AppState>>) -> Html<String> {
     )
 }
 
+/// `GET /client.js`: `@wspush/client` as built in `clients/js/dist` (the demo page runs on
+/// it; CI checks that the built file is the source's).
+pub async fn client_library() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        include_str!("../../../clients/js/dist/index.js"),
+    )
+        .into_response()
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (API Gateway's format).
 fn iso8601(millis: u64) -> String {
     let secs = millis / 1000;

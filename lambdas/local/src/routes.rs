@@ -21,6 +21,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     let stage = state.config.stage.clone();
     Router::new()
         .route("/", get(management::demo_page))
+        .route("/client.js", get(management::client_library))
         .route("/notifications", post(management::notifications))
         .route("/_local/connections", get(management::open_connections))
         .route(
