@@ -669,3 +669,37 @@ fn a_wildcard_inside_a_conditional_policy_is_caught() {
         ["ConnectFunction: resource `*` is a wildcard"]
     );
 }
+
+#[test]
+fn the_ping_route_is_answered_by_api_gateway_itself() {
+    let template = template();
+    let resources = &template["Resources"];
+    let route = &resources["PingRoute"]["Properties"];
+    let integration = &resources["PingIntegration"]["Properties"];
+    let response = &resources["PingIntegrationResponse"]["Properties"];
+
+    assert_eq!(route["RouteKey"].as_str(), Some("ping"));
+    assert_eq!(
+        route["RouteResponseSelectionExpression"].as_str(),
+        Some("$default")
+    );
+    assert_eq!(
+        text(&route["Target"]),
+        "integrations/${PingIntegration}"
+    );
+    assert_eq!(
+        integration["IntegrationType"].as_str(),
+        Some("MOCK"),
+        "no Lambda runs for a ping"
+    );
+    assert_eq!(
+        response["ResponseTemplates"]["$default"].as_str(),
+        Some(r#"{"action": "pong"}"#)
+    );
+    assert_eq!(
+        resources["PingRouteResponse"]["Properties"]["RouteResponseKey"].as_str(),
+        Some("$default")
+    );
+    let deployed = texts(resources["Deployment"].get("DependsOn"));
+    assert!(deployed.contains(&"PingRoute".to_owned()), "{deployed:?}");
+}
