@@ -41,6 +41,7 @@ scenarios!(
     a_socket_without_identity_is_refused_with_401,
     subscribe_and_unsubscribe_reply_and_a_bad_body_gets_an_error_reply,
     a_message_without_a_route_gets_api_gateways_forbidden_reply,
+    a_ping_is_answered_with_a_pong,
     a_multicast_reaches_every_connection_of_each_user,
     a_topic_push_reaches_only_its_subscribers,
     a_broadcast_reaches_everyone,

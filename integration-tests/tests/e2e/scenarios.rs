@@ -89,6 +89,15 @@ pub async fn a_message_without_a_route_gets_api_gateways_forbidden_reply(setup: 
     assert_eq!(reply["connectionId"], ana.id.as_str());
 }
 
+/// The heartbeat route is answered by the gateway itself (a mock integration on AWS).
+pub async fn a_ping_is_answered_with_a_pong(setup: &Setup) {
+    let mut ana = setup.connect("ana").await;
+
+    ana.send(r#"{"action":"ping"}"#).await;
+
+    assert_eq!(ana.next_json().await, serde_json::json!({"action": "pong"}));
+}
+
 pub async fn a_multicast_reaches_every_connection_of_each_user(setup: &Setup) {
     let mut ana_phone = setup.connect("ana").await;
     let mut ana_laptop = setup.connect("ana").await;

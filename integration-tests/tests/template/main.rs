@@ -683,10 +683,7 @@ fn the_ping_route_is_answered_by_api_gateway_itself() {
         route["RouteResponseSelectionExpression"].as_str(),
         Some("$default")
     );
-    assert_eq!(
-        text(&route["Target"]),
-        "integrations/${PingIntegration}"
-    );
+    assert_eq!(text(&route["Target"]), "integrations/${PingIntegration}");
     assert_eq!(
         integration["IntegrationType"].as_str(),
         Some("MOCK"),
