@@ -1,11 +1,14 @@
 // The demo page and @wspush/client in headless Chromium, against the local gateway binary:
 // the page's two clients see targeting and exclusion; the library, loaded from the gateway's
-// /client.js into the page, is acknowledged and refused, resumes across dropped sockets in
-// order, and reports a gap. Run with `node --test integration-tests/browser/` after
+// /client.js into the page, runs the six scenarios its Node tests run (clients/js/test):
+// acknowledged and refused; 1,000 messages across 10 dropped sockets, in order; make before
+// break at the connection cap; the heartbeat against the idle timeout; an expired token and
+// a token callback without a session closing it as unauthorized; a gap. Run with `node --test integration-tests/browser/` after
 // `cargo build -p wspush-local` (.ci/test does both).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -82,7 +85,7 @@ test('the demo page\'s two clients show targeting and exclusion', async (t) => {
   assert.equal(wraps, 'pre-wrap', 'long reports wrap');
 });
 
-test('the library in Chromium: acknowledged, refused with the server\'s reason, resumed in order across drops', async (t) => {
+test('the library in Chromium: acknowledged, refused with the server\'s reason, 1,000 messages in order across 10 drops', async (t) => {
   const url = await startGateway(t, ['--history-namespaces', 'room', '--allowed-namespaces', 'room']);
   const page = await openPage(t, url);
 
@@ -104,7 +107,7 @@ test('the library in Chromium: acknowledged, refused with the server\'s reason, 
     const post = (body, method = 'POST', path = '/notifications') => fetch(path, {
       method, headers: { 'content-type': 'application/json' }, body,
     });
-    for (let n = 1; n <= 300; n += 1) {
+    for (let n = 1; n <= 1000; n += 1) {
       await post(JSON.stringify({ topics: ['room:b'], data: { n } }));
       if (n % 100 === 50) {
         const { connections } = await (await fetch('/_local/connections')).json();
@@ -112,15 +115,15 @@ test('the library in Chromium: acknowledged, refused with the server\'s reason, 
       }
     }
     const started = Date.now();
-    while (got.length < 300 && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 20));
+    while (got.length < 1000 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
     client.close();
     return { got, states, gaps, refusal };
   });
 
   assert.match(result.refusal, /^ServerError: .*secret:1/);
-  assert.deepEqual(result.got, Array.from({ length: 300 }, (_, i) => i + 1));
+  assert.deepEqual(result.got, Array.from({ length: 1000 }, (_, i) => i + 1));
   assert.deepEqual(result.gaps, []);
-  assert.equal(result.states.filter((state) => state === 'reconnecting').length, 3, result.states.join(', '));
+  assert.equal(result.states.filter((state) => state === 'reconnecting').length, 10, result.states.join(', '));
 });
 
 test('the library in Chromium reports a stream trimmed while it was away as a gap', async (t) => {
@@ -162,4 +165,114 @@ test('the library in Chromium reports a stream trimmed while it was away as a ga
 
   assert.deepEqual(result.gaps, ['room:trim']);
   assert.deepEqual(result.got, [1, 12]);
+});
+
+test('the library in Chromium replaces its socket before the connection cap: nothing lost, nothing doubled', async (t) => {
+  const url = await startGateway(t, ['--history-namespaces', 'room', '--max-duration-secs', '3']);
+  const page = await openPage(t, url);
+
+  const result = await page.evaluate(async () => {
+    const { connect } = await import('/client.js');
+    const client = connect(`ws://${location.host}/local`, { params: { user: 'ana' }, maxConnectionMs: 2_000 });
+    const got = [];
+    const states = [];
+    client.on('state', (state) => states.push(state));
+    await client.subscribe('room:cap', (data) => got.push(data.n));
+    const listed = async () => (await (await fetch('/_local/connections')).json()).connections;
+    const first = await listed();
+    let n = 0;
+    const stop = Date.now() + 7_000;
+    while (Date.now() < stop) {
+      n += 1;
+      await fetch('/notifications', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ topics: ['room:cap'], data: { n } }),
+      });
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    const started = Date.now();
+    while (got.length < n && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    const last = await listed();
+    client.close();
+    return { got, n, states, first, last };
+  });
+
+  assert.deepEqual(result.got, Array.from({ length: result.n }, (_, i) => i + 1));
+  assert.ok(!result.states.includes('reconnecting'), result.states.join(', '));
+  assert.equal(result.last.length, 1);
+  assert.notDeepEqual(result.last, result.first, 'the socket was replaced');
+});
+
+test('the library in Chromium keeps an idle socket open with its heartbeat', async (t) => {
+  const url = await startGateway(t, ['--idle-timeout-secs', '2']);
+  const page = await openPage(t, url);
+
+  const result = await page.evaluate(async () => {
+    const { connect } = await import('/client.js');
+    const open = (user, heartbeatMs) => {
+      const states = [];
+      const client = connect(`ws://${location.host}/local`, { params: { user }, heartbeatMs, initialDelayMs: 100 });
+      client.on('state', (state) => states.push(state));
+      return { client, states };
+    };
+    const beating = open('ana', 500);
+    const silent = open('bob', 60_000);
+    await beating.client.subscribe('room:1', () => {});
+    await silent.client.subscribe('room:2', () => {});
+    await new Promise((r) => setTimeout(r, 5_000));
+    const seen = { beating: [...beating.states], silent: [...silent.states] };
+    beating.client.close();
+    silent.client.close();
+    return seen;
+  });
+
+  assert.deepEqual(result.beating, ['open'], 'the beating client never reconnected');
+  assert.ok(result.silent.includes('reconnecting'), `the silent one idled out: ${result.silent}`);
+});
+
+test('the library in Chromium closes as unauthorized on an expired token, or when token() has none, without a retry loop', async (t) => {
+  const secret = 'browser-test-secret-browser-test-secret!';
+  const url = await startGateway(t, ['--jwt-hs256-secret', secret, '--jwt-issuer', 'test', '--jwt-audience', 'wspush',
+    '--jwt-leeway-secs', '0']);
+  const page = await openPage(t, url);
+  const exp = Math.floor(Date.now() / 1000) + 3;
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  await page.exposeFunction('signToken', (sub) => {
+    const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub, iss: 'test', aud: 'wspush', exp, topics: ['room:*'] })}`;
+    return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+  });
+
+  const result = await page.evaluate(async () => {
+    const { connect } = await import('/client.js');
+    const open = (token) => {
+      const seen = { states: [], calls: 0 };
+      const client = connect(`ws://${location.host}/local`, {
+        initialDelayMs: 50,
+        token: () => { seen.calls += 1; return token(seen.calls); },
+      });
+      client.on('state', (state, detail) => seen.states.push(detail?.reason ? `${state}: ${detail.reason}` : state));
+      return { client, seen };
+    };
+    // One token for its life, expiring 3 s from now.
+    const expiring = open(() => window.signToken('ana'));
+    // A session that ends: the first call has a token, the next finds none.
+    const ending = open((call) => (call === 1 ? window.signToken('bob') : null));
+    await expiring.client.subscribe('room:1', () => {});
+    await ending.client.subscribe('room:2', () => {});
+    await new Promise((r) => setTimeout(r, 3_500));
+    const { connections } = await (await fetch('/_local/connections')).json();
+    for (const id of connections) await fetch(`/local/@connections/${id}`, { method: 'DELETE' });
+    const started = Date.now();
+    while ((expiring.client.state !== 'closed' || ending.client.state !== 'closed') && Date.now() - started < 10_000) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    return { expiring: expiring.seen, ending: ending.seen };
+  });
+
+  assert.equal(result.expiring.states.at(-1), 'closed: unauthorized', result.expiring.states.join(', '));
+  assert.equal(result.expiring.calls, 2, 'one token for the first socket, one for the reconnect, no more');
+  assert.equal(result.ending.states.at(-1), 'closed: unauthorized', result.ending.states.join(', '));
+  assert.equal(result.ending.calls, 2);
 });

@@ -47,8 +47,13 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 /** How a client connects. */
 export interface ConnectOptions {
-    /** Called before every socket: the token `$connect` verifies (`?token=` by default). */
-    token?: () => string | Promise<string>;
+    /**
+     * Called before every socket: the token `$connect` verifies (`?token=` by default). Return
+     * `null` when there is no session any more (your backend refused to issue a token): the
+     * client then closes with reason `unauthorized` instead of retrying. A browser cannot see
+     * the 401 of a refused handshake, so this, and an expired JWT, are how it learns of one.
+     */
+    token?: () => string | null | Promise<string | null>;
     /** The query parameter the token goes in (default `token`). */
     tokenParam?: string;
     /** More query parameters for `$connect` (`{ user: 'ana' }` for the local gateway's dev mode). */

@@ -217,7 +217,7 @@ export class WspushClient {
         }
         link.pending.clear();
     }
-    /** The URL of the next socket, with a fresh token. */
+    /** The URL of the next socket, with a fresh token; `null` when `token()` said there is none. */
     async #socketUrl() {
         const url = new URL(this.#url);
         for (const [key, value] of Object.entries(this.#options.params ?? {})) {
@@ -225,6 +225,8 @@ export class WspushClient {
         }
         if (this.#options.token) {
             const token = await this.#options.token();
+            if (token === null)
+                return null;
             this.#lastToken = token;
             url.searchParams.set(this.#options.tokenParam, token);
         }
@@ -248,6 +250,10 @@ export class WspushClient {
         }
         if (this.#isClosed())
             return;
+        if (url === null) {
+            this.#shut('unauthorized');
+            return;
+        }
         const exp = this.#lastToken === undefined ? undefined : decodeJwtExpiry(this.#lastToken);
         if (exp !== undefined && exp * 1000 <= Date.now()) {
             // A browser cannot see the 401 of a refused handshake: an expired token is known here.

@@ -59,8 +59,13 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 
 /** How a client connects. */
 export interface ConnectOptions {
-  /** Called before every socket: the token `$connect` verifies (`?token=` by default). */
-  token?: () => string | Promise<string>;
+  /**
+   * Called before every socket: the token `$connect` verifies (`?token=` by default). Return
+   * `null` when there is no session any more (your backend refused to issue a token): the
+   * client then closes with reason `unauthorized` instead of retrying. A browser cannot see
+   * the 401 of a refused handshake, so this, and an expired JWT, are how it learns of one.
+   */
+  token?: () => string | null | Promise<string | null>;
   /** The query parameter the token goes in (default `token`). */
   tokenParam?: string;
   /** More query parameters for `$connect` (`{ user: 'ana' }` for the local gateway's dev mode). */
@@ -321,14 +326,15 @@ export class WspushClient {
     link.pending.clear();
   }
 
-  /** The URL of the next socket, with a fresh token. */
-  async #socketUrl(): Promise<string> {
+  /** The URL of the next socket, with a fresh token; `null` when `token()` said there is none. */
+  async #socketUrl(): Promise<string | null> {
     const url = new URL(this.#url);
     for (const [key, value] of Object.entries(this.#options.params ?? {})) {
       url.searchParams.set(key, value);
     }
     if (this.#options.token) {
       const token = await this.#options.token();
+      if (token === null) return null;
       this.#lastToken = token;
       url.searchParams.set(this.#options.tokenParam, token);
     }
@@ -339,7 +345,7 @@ export class WspushClient {
   async #open(state: State, replacing = false): Promise<void> {
     if (this.#isClosed()) return;
     if (!replacing) this.#setState(state);
-    let url: string;
+    let url: string | null;
     try {
       url = await this.#socketUrl();
     } catch (error) {
@@ -348,6 +354,10 @@ export class WspushClient {
       return;
     }
     if (this.#isClosed()) return;
+    if (url === null) {
+      this.#shut('unauthorized');
+      return;
+    }
     const exp = this.#lastToken === undefined ? undefined : decodeJwtExpiry(this.#lastToken);
     if (exp !== undefined && exp * 1000 <= Date.now()) {
       // A browser cannot see the 401 of a refused handshake: an expired token is known here.

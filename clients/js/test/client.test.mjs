@@ -156,7 +156,7 @@ test('the heartbeat keeps an idle socket open; without it the idle timeout close
   assert.ok(silent.seen.states.includes('reconnecting'), `the silent one idled out: ${silent.seen.states}`);
 });
 
-test('a token that expired by the reconnect closes the client as unauthorized, without a retry loop', async (t) => {
+test('a token that expired by the reconnect, a refused one, or none from token() closes the client as unauthorized, without a retry loop', async (t) => {
   const secret = 'client-test-secret-client-test-secret!!';
   const g = await gateway(t, ['--jwt-hs256-secret', secret, '--jwt-issuer', 'test', '--jwt-audience', 'wspush',
     '--jwt-leeway-secs', '0']);
@@ -180,16 +180,30 @@ test('a token that expired by the reconnect closes the client as unauthorized, w
     },
   });
 
+  // A session that ends: the first call has a token, the next finds none.
+  let endingCalls = 0;
+  const ending = client(t, g.ws, {
+    initialDelayMs: 50,
+    token: () => {
+      endingCalls += 1;
+      return endingCalls === 1 ? jwt(secret, { sub: 'cy', iss: 'test', aud: 'wspush', exp: exp + 60 }) : null;
+    },
+  });
+  await ending.c.subscribe('user:cy', () => {});
+
   await sleep(3_500);
   await g.dropAll();
   await until(() => expiring.c.state === 'closed', 'the expiring client to close');
   await until(() => refused.c.state === 'closed', 'the refused client to close');
+  await until(() => ending.c.state === 'closed', 'the ending client to close');
   await sleep(500);
 
   assert.equal(expiring.seen.states.at(-1), 'closed: unauthorized');
   assert.equal(calls, 2, 'one token for the first socket, one for the reconnect, no more');
   assert.equal(refused.seen.states.at(-1), 'closed: unauthorized');
   assert.equal(wrongCalls, 1);
+  assert.equal(ending.seen.states.at(-1), 'closed: unauthorized');
+  assert.equal(endingCalls, 2);
 });
 
 test('a stream trimmed while the client was away is reported as a gap', async (t) => {
