@@ -27,14 +27,24 @@ pub const DEFAULT_HISTORY_SIZE: u32 = 100;
 /// The longest epoch, in characters.
 pub const MAX_EPOCH_CHARS: usize = 64;
 
+/// How long a request's append is remembered by default, so that a redelivery does not
+/// append it again: as long as the pusher's ledger remembers a completed request (24 hours),
+/// well past SQS's last redelivery of a failed message (`maxReceiveCount` times the
+/// visibility timeout: 30 minutes with the template's 5 and 360 s).
+pub const DEFAULT_MARK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How much of a stream's history is kept: messages younger than `ttl`, and at most `size`
-/// of them (the latest).
+/// of them (the latest); and how long a request's append is remembered (`marks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// How long a message is kept after it was appended.
     pub ttl: Duration,
     /// How many messages a stream keeps.
     pub size: u32,
+    /// How long the store remembers where a request (by its ID) was appended, so that its
+    /// redelivery is not appended again; the longer of this and `ttl` applies. Unlike the
+    /// messages, marks are not trimmed by `size`.
+    pub marks: Duration,
 }
 
 impl Default for Retention {
@@ -42,6 +52,7 @@ impl Default for Retention {
         Self {
             ttl: DEFAULT_HISTORY_TTL,
             size: DEFAULT_HISTORY_SIZE,
+            marks: DEFAULT_MARK_TTL,
         }
     }
 }
@@ -127,6 +138,7 @@ impl HistoryPolicy {
         Retention {
             ttl: self.ttl,
             size: self.size,
+            marks: DEFAULT_MARK_TTL,
         }
     }
 

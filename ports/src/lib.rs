@@ -42,7 +42,7 @@ pub use services::push::{
 };
 pub use services::resume::{INDEX_WAIT, Resumed};
 pub use services::subscriptions::{SubscribeError, SubscriptionService};
-pub use store::{ConnectionStore, Cursor, Page, StoreError, stream_source};
+pub use store::{ConnectionStore, Cursor, Deletion, Page, StoreError, stream_source};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;

@@ -59,8 +59,14 @@ pub enum Stop {
 pub struct PushReport {
     /// Connections that received the request.
     pub delivered: usize,
-    /// Gone connections (410) removed from the store with their subscriptions.
+    /// Gone connections (410) this push removed from the store with their subscriptions.
+    /// A connection is counted by the one push (or prune) that removed it, however many
+    /// concurrent pushes found it gone.
     pub pruned: usize,
+    /// Gone connections (410) that another push, a prune or their `$disconnect` had
+    /// removed from the store by the time this push got to them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub already_pruned: usize,
     /// Gone connections whose removal failed; the store's TTL will remove them.
     pub prune_errors: usize,
     /// Connections that did not receive the request after the retries allowed.

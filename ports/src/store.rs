@@ -9,6 +9,16 @@ use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp};
 
 use crate::Cause;
 
+/// What a [`ConnectionStore::delete`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a prune or a leave must happen once: only the call that removed the connection counts it"]
+pub enum Deletion {
+    /// This call removed the connection.
+    Removed,
+    /// The connection was not stored (never, or another call removed it first).
+    AlreadyGone,
+}
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -102,10 +112,13 @@ pub trait ConnectionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Connection>, StoreError>;
 
-    /// Deletes a connection and every subscription it holds.
+    /// Deletes a connection and every subscription it holds, and says whether this call
+    /// removed it.
     ///
-    /// MUST be idempotent: deleting an unknown connection returns `Ok(())`.
-    async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError>;
+    /// MUST be idempotent: deleting an unknown connection returns `Ok(AlreadyGone)`. Of
+    /// concurrent deletes of one connection, exactly one MUST return `Removed`, so that what
+    /// follows a removal (the `pruned` count, a leave event) happens once.
+    async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError>;
 
     /// Subscribes the connection to each external ID, provided it then holds at most `max`
     /// subscriptions. Subscribing again to a topic it holds is not an error and does not

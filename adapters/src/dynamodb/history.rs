@@ -172,7 +172,11 @@ impl DynamoDbStore {
             let mut mark = mark_key(stream, request);
             mark.insert(EPOCH.into(), AttributeValue::S(position.epoch.to_string()));
             mark.insert(SEQ.into(), number(seq));
-            lifetime(&mut mark);
+            // Remembered past its message (trimming and the TTL take that sooner), for as
+            // long as the request may still be redelivered.
+            let remembered = now.saturating_add(retention.marks.max(retention.ttl));
+            mark.insert(EXPIRES_AT_MS.into(), number(remembered.unix_millis()));
+            mark.insert(TTL.into(), number(remembered.unix_millis().div_ceil(1000)));
             actions.push(
                 TransactWriteItem::builder()
                     .put(

@@ -3,9 +3,10 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use wspush_domain::{Connection, ConnectionId, ExternalId, Source, Timestamp};
-use wspush_ports::{ConnectionStore, Cursor, Page, StoreError};
+use wspush_ports::{ConnectionStore, Cursor, Deletion, Page, StoreError};
 
 use super::DynamoDbStore;
 use super::batch::BATCH_GET_MAX;
@@ -212,16 +213,36 @@ impl ConnectionStore for DynamoDbStore {
     /// on the connection item: no subscription outlives its connection. A delete that fails
     /// after the first step leaves subscriptions that no subscribe can add to, which a
     /// retry of the delete (a prune after the next 410) or the TTL removes.
-    async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError> {
-        self.client
+    async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError> {
+        // Conditional on the item being there: of concurrent deletes exactly one succeeds.
+        // (Asking for the old attributes instead was not enough: under 8 concurrent pushes
+        // DynamoDB Local returned them to more than one deleter of an item.)
+        let deleted = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(connection_key(connection)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
             .send()
-            .await
-            .map_err(store_error)?;
+            .await;
+        let deletion = match deleted {
+            Ok(_) => Deletion::Removed,
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Deletion::AlreadyGone
+            }
+            Err(error) => return Err(store_error(error)),
+        };
+        // Its subscriptions go in either case: a delete that lost the race, or one retried
+        // after a failure between the two steps, finishes what the first one started.
         let keys = self.keys_of(connection).await?;
-        self.batch_delete(keys).await
+        self.batch_delete(keys).await?;
+        Ok(deletion)
     }
 
     async fn subscribe_at_most(

@@ -10,15 +10,22 @@ use wspush_ports::{Appended, HistoryRead, HistoryStore, Recorded, StoreError};
 
 use super::MemoryStore;
 
-/// Every stream that was appended to.
+/// Every stream that was appended to, and the requests appended.
 #[derive(Debug, Default)]
-pub(super) struct Streams(HashMap<ExternalId, Stream>);
+pub(super) struct Streams {
+    by_name: HashMap<ExternalId, Stream>,
+    /// Where each request with an ID was appended, until when that is remembered
+    /// ([`Retention::marks`]): kept apart from the messages, which trimming and their TTL
+    /// take away sooner than a queue stops redelivering the request.
+    marks: HashMap<(ExternalId, RequestId), (Position, Timestamp)>,
+}
 
 impl Streams {
     /// Forgets the streams whose every message has expired at `now` (their next append
-    /// would start a new epoch anyway).
+    /// would start a new epoch anyway), and the marks that expired.
     pub(super) fn sweep(&mut self, now: Timestamp) {
-        self.0.retain(|_, stream| stream.until > now);
+        self.by_name.retain(|_, stream| stream.until > now);
+        self.marks.retain(|_, (_, until)| *until > now);
     }
 }
 
@@ -37,7 +44,6 @@ struct Stream {
 #[derive(Debug)]
 struct Kept {
     seq: u64,
-    request: Option<RequestId>,
     data: String,
     until: Timestamp,
     positions: Vec<(ExternalId, Position)>,
@@ -71,13 +77,27 @@ impl HistoryStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         let mut streams = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let mark = request.map(|request| (stream.clone(), request.clone()));
+        if let Some((position, _)) = mark
+            .as_ref()
+            .and_then(|mark| streams.marks.get(mark))
+            .filter(|(_, until)| *until > now)
+        {
+            return Ok(Appended {
+                position: position.clone(),
+                new: false,
+            });
+        }
         let until = now.saturating_add(retention.ttl);
-        let entry = streams.0.entry(stream.clone()).or_insert_with(|| Stream {
-            epoch: new_epoch(),
-            head: 0,
-            until,
-            messages: VecDeque::new(),
-        });
+        let entry = streams
+            .by_name
+            .entry(stream.clone())
+            .or_insert_with(|| Stream {
+                epoch: new_epoch(),
+                head: 0,
+                until,
+                messages: VecDeque::new(),
+            });
         if entry.until <= now {
             *entry = Stream {
                 epoch: new_epoch(),
@@ -86,22 +106,10 @@ impl HistoryStore for MemoryStore {
                 messages: VecDeque::new(),
             };
         }
-        if let Some(request) = request
-            && let Some(kept) = entry
-                .messages
-                .iter()
-                .find(|kept| kept.request.as_ref() == Some(request) && kept.until > now)
-        {
-            return Ok(Appended {
-                position: entry.position(kept.seq),
-                new: false,
-            });
-        }
         entry.head += 1;
         entry.until = until;
         entry.messages.push_back(Kept {
             seq: entry.head,
-            request: request.cloned(),
             data: data.to_owned(),
             until,
             positions: Vec::new(),
@@ -109,8 +117,13 @@ impl HistoryStore for MemoryStore {
         while entry.messages.len() > retention.size as usize {
             entry.messages.pop_front();
         }
+        let position = entry.position(entry.head);
+        if let Some(mark) = mark {
+            let remembered = now.saturating_add(retention.marks.max(retention.ttl));
+            streams.marks.insert(mark, (position.clone(), remembered));
+        }
         Ok(Appended {
-            position: entry.position(entry.head),
+            position,
             new: true,
         })
     }
@@ -122,7 +135,7 @@ impl HistoryStore for MemoryStore {
         positions: &[(ExternalId, Position)],
     ) -> Result<(), StoreError> {
         let mut streams = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = streams.0.get_mut(stream)
+        if let Some(entry) = streams.by_name.get_mut(stream)
             && entry.epoch == position.epoch
             && let Some(kept) = entry
                 .messages
@@ -142,7 +155,11 @@ impl HistoryStore for MemoryStore {
         now: Timestamp,
     ) -> Result<HistoryRead, StoreError> {
         let streams = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = streams.0.get(stream).filter(|entry| entry.until > now) else {
+        let Some(entry) = streams
+            .by_name
+            .get(stream)
+            .filter(|entry| entry.until > now)
+        else {
             return Ok(HistoryRead::Gap);
         };
         if entry.epoch != after.epoch || after.seq > entry.head {

@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, UserId};
-use wspush_ports::{Claim, ConnectionStore, Cursor, Page, RequestLedger, StoreError};
+use wspush_ports::{Claim, ConnectionStore, Cursor, Deletion, Page, RequestLedger, StoreError};
 
 mod history;
 
@@ -100,8 +100,10 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn remove(&mut self, id: &ConnectionId) {
-        if let Some(connection) = self.connections.remove(id)
+    /// Removes a connection and its subscriptions; whether it was stored.
+    fn remove(&mut self, id: &ConnectionId) -> bool {
+        let removed = self.connections.remove(id);
+        if let Some(connection) = &removed
             && let Some(ids) = self.by_user.get_mut(connection.user())
         {
             ids.remove(id);
@@ -117,6 +119,7 @@ impl Inner {
                 }
             }
         }
+        removed.is_some()
     }
 
     fn live(&self, id: &ConnectionId, now: Timestamp) -> Option<&Connection> {
@@ -210,9 +213,12 @@ impl ConnectionStore for MemoryStore {
         Ok(self.read().live(connection, now).cloned())
     }
 
-    async fn delete(&self, connection: &ConnectionId) -> Result<(), StoreError> {
-        self.write().remove(connection);
-        Ok(())
+    async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError> {
+        Ok(if self.write().remove(connection) {
+            Deletion::Removed
+        } else {
+            Deletion::AlreadyGone
+        })
     }
 
     async fn subscribe_at_most(

@@ -85,7 +85,10 @@ pub async fn deleting_removes_the_connection_and_every_subscription(store: Store
     subscribe(&store, &gone, &["room:1", "room:2", "user:ana"]).await;
     subscribe(&store, &kept, &["room:1"]).await;
 
-    store.delete(&id("gone")).await.expect("delete");
+    assert_eq!(
+        store.delete(&id("gone")).await.expect("delete"),
+        Deletion::Removed
+    );
 
     assert_eq!(store.get(&id("gone"), NOW).await.expect("get"), None);
     assert!(
@@ -114,13 +117,69 @@ pub async fn deleting_removes_the_connection_and_every_subscription(store: Store
     );
 }
 
-/// Deleting twice, or deleting what never existed, succeeds.
+/// Deleting twice, or deleting what never existed, succeeds; only the delete that removed
+/// the connection says so.
 pub async fn deleting_is_idempotent(store: Store) {
     store.save(&open("c1", "ana")).await.expect("save");
 
-    store.delete(&id("c1")).await.expect("first delete");
-    store.delete(&id("c1")).await.expect("second delete");
-    store.delete(&id("never")).await.expect("unknown delete");
+    let first = store.delete(&id("c1")).await.expect("first delete");
+    let second = store.delete(&id("c1")).await.expect("second delete");
+    let unknown = store.delete(&id("never")).await.expect("unknown delete");
 
+    assert_eq!(
+        (first, second, unknown),
+        (
+            Deletion::Removed,
+            Deletion::AlreadyGone,
+            Deletion::AlreadyGone
+        )
+    );
     assert_eq!(store.get(&id("c1"), NOW).await.expect("get"), None);
+}
+
+/// Of 8 concurrent deletes of one connection (8 pushes finding it gone at once), exactly
+/// one removed it, for each of 10 connections; nothing of them is left.
+pub async fn of_concurrent_deletes_exactly_one_removes_the_connection(store: Store) {
+    let connections: Vec<Connection> = (0..10)
+        .map(|i| open(&format!("twice-{i}"), "ana"))
+        .collect();
+    save_all(&store, &connections).await;
+    for connection in &connections {
+        subscribe(&store, connection, &["room:1", "room:2"]).await;
+    }
+
+    let rounds = connections.iter().map(|connection| {
+        let store = Arc::clone(&store);
+        async move {
+            let deletes = (0..8).map(|_| store.delete(connection.id()));
+            futures::future::join_all(deletes)
+                .await
+                .into_iter()
+                .map(|deleted| deleted.expect("delete"))
+                .filter(|deleted| *deleted == Deletion::Removed)
+                .count()
+        }
+    });
+    let removed = futures::future::join_all(rounds).await;
+
+    assert_eq!(
+        removed,
+        vec![1; connections.len()],
+        "removals per connection"
+    );
+    for connection in &connections {
+        assert_eq!(store.get(connection.id(), NOW).await.expect("get"), None);
+        assert!(
+            store
+                .subscriptions(connection.id())
+                .await
+                .expect("subs")
+                .is_empty()
+        );
+    }
+    assert!(
+        read_all(&store, Source::Topic(topic("room:1")), 10)
+            .await
+            .is_empty()
+    );
 }

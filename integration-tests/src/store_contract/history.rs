@@ -12,6 +12,7 @@ fn retention(size: u32) -> Retention {
     Retention {
         ttl: Duration::from_secs(60),
         size,
+        marks: Duration::from_secs(600),
     }
 }
 
@@ -138,6 +139,48 @@ pub async fn a_request_appended_again_gets_its_first_position(_: Store, history:
         seqs(&read(&history, "room:1", &at(0, &epoch), 100).await),
         [1, 2]
     );
+}
+
+/// A request redelivered after its message was trimmed away and had expired (SQS redelivers
+/// a failed record for up to `maxReceiveCount` times the visibility timeout, longer than a
+/// short history TTL) is still not appended again, while its mark lives; after that it is.
+pub async fn a_request_redelivered_after_its_message_is_gone_is_not_appended_again(
+    _: Store,
+    history: History,
+) {
+    let stream = topic("room:1");
+    let id = RequestId::parse("m-late").expect("valid");
+    let first = history
+        .append(&stream, Some(&id), "late", retention(2), NOW)
+        .await
+        .expect("append");
+    for n in 0..3 {
+        history
+            .append(&stream, None, &n.to_string(), retention(2), later(1))
+            .await
+            .expect("append");
+    }
+
+    // Trimmed by size: the message is gone, the mark is not.
+    let trimmed = history
+        .append(&stream, Some(&id), "late", retention(2), later(2))
+        .await
+        .expect("append");
+    // Past the message TTL (60 s) and the stream's life, within the marks' (600 s).
+    let expired = history
+        .append(&stream, Some(&id), "late", retention(2), later(300))
+        .await
+        .expect("append");
+    // Past the marks' life: a new append.
+    let forgotten = history
+        .append(&stream, Some(&id), "late", retention(2), later(700))
+        .await
+        .expect("append");
+
+    assert_eq!((trimmed.new, &trimmed.position), (false, &first.position));
+    assert_eq!((expired.new, &expired.position), (false, &first.position));
+    assert!(forgotten.new);
+    assert_ne!(forgotten.position, first.position);
 }
 
 /// A stream keeps its latest `size` messages; a position before them is a gap.

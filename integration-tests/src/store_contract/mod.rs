@@ -30,8 +30,8 @@ use wspush_domain::{
     Timestamp, TopicGrants, UserId,
 };
 use wspush_ports::{
-    Claim, ConnectionGateway, ConnectionInfo, ConnectionStore, GatewayError, HistoryStore,
-    PushConfig, PushService, RequestLedger, StoreError, stream_source,
+    Claim, ConnectionGateway, ConnectionInfo, ConnectionStore, Deletion, GatewayError,
+    HistoryStore, PushConfig, PushService, RequestLedger, StoreError, stream_source,
 };
 
 /// The store under test, behind the port.
@@ -71,6 +71,7 @@ macro_rules! store_contract_tests {
             saving_again_moves_the_connection_to_its_new_user,
             deleting_removes_the_connection_and_every_subscription,
             deleting_is_idempotent,
+            of_concurrent_deletes_exactly_one_removes_the_connection,
             a_delete_racing_a_subscribe_leaves_no_subscription_behind,
             subscribing_an_unknown_connection_fails_and_writes_nothing,
             subscribing_an_expired_connection_fails,
@@ -104,6 +105,7 @@ macro_rules! store_contract_tests {
             a_stream_numbers_its_messages_from_1_and_reads_them_back_in_order,
             eight_concurrent_appenders_get_1_to_n_without_gap_or_repeat,
             a_request_appended_again_gets_its_first_position,
+            a_request_redelivered_after_its_message_is_gone_is_not_appended_again,
             a_stream_keeps_its_latest_messages_and_a_position_before_them_is_a_gap,
             a_message_older_than_the_ttl_is_a_gap,
             a_stream_idle_past_its_ttl_starts_a_new_epoch,

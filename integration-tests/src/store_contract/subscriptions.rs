@@ -31,7 +31,7 @@ pub async fn a_delete_racing_a_subscribe_leaves_no_subscription_behind(store: St
                 store.subscribe(connection, room, NOW).await
             };
             let (deleted, subscribed) = tokio::join!(delete, subscribe);
-            deleted.expect("delete");
+            let _: Deletion = deleted.expect("delete");
             match subscribed {
                 Ok(()) => true,
                 Err(StoreError::ConnectionNotFound(_)) => false,

@@ -50,6 +50,7 @@ scenarios!(
     excluding_the_senders_connection_skips_only_that_tab,
     a_user_reached_by_user_and_topic_gets_the_push_once,
     a_client_that_vanishes_without_a_close_frame_is_pruned_on_the_next_push,
+    a_gone_connection_found_by_concurrent_pushes_is_pruned_once,
     a_server_side_delete_closes_the_socket_and_fires_disconnect,
     closing_the_socket_fires_disconnect_and_cleans_the_store,
     the_management_api_answers_like_api_gateway,

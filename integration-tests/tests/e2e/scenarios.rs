@@ -9,7 +9,7 @@ use wspush_domain::ConnectionId;
 use wspush_local::Faults;
 use wspush_ports::{Clock, ConnectionGateway, GatewayError};
 
-use crate::helpers::{Setup, http, wait_for};
+use crate::helpers::{Client, Setup, http, wait_for};
 
 fn id(value: &str) -> ConnectionId {
     ConnectionId::parse(value).expect("valid")
@@ -348,4 +348,94 @@ pub async fn a_malformed_notification_request_is_rejected_naming_the_field(setup
     assert_eq!(status, 400);
     assert_eq!(answer["field"], "user");
     ana.expect_nothing().await;
+}
+
+/// Sockets, vanished ones and concurrent pushes of the prune-once scenario;
+/// `WSPUSH_PRUNE_SOAK=600,150,40` runs it at the size of the review's soak.
+fn prune_soak_size() -> (usize, usize, usize) {
+    let given = std::env::var("WSPUSH_PRUNE_SOAK").ok().map(|text| {
+        let numbers: Vec<usize> = text
+            .split(',')
+            .map(|part| {
+                part.trim()
+                    .parse()
+                    .expect("WSPUSH_PRUNE_SOAK: three numbers")
+            })
+            .collect();
+        assert_eq!(
+            numbers.len(),
+            3,
+            "WSPUSH_PRUNE_SOAK: sockets,vanished,pushes"
+        );
+        (numbers[0], numbers[1], numbers[2])
+    });
+    given.unwrap_or((120, 30, 8))
+}
+
+pub async fn a_gone_connection_found_by_concurrent_pushes_is_pruned_once(setup: &Setup) {
+    let (sockets, vanished, pushes) = prune_soak_size();
+    // Posts take 300-400 ms (longer than the pushes take to start), so that the pushes
+    // overlap: most find a vanished connection in their audience before any has pruned it.
+    let lossy = setup
+        .sibling(Faults {
+            lose_disconnects: true,
+            latency: Duration::from_millis(300),
+            jitter: Duration::from_millis(100),
+            ..Faults::default()
+        })
+        .await;
+    let mut clients = Vec::new();
+    for index in 0..sockets {
+        let mut client = lossy.connect(&format!("u-{index}")).await;
+        client.subscribe(&["room:soak"]).await;
+        clients.push(client);
+    }
+    let gone: Vec<Client> = clients.drain(..vanished).collect();
+    let gone_ids: Vec<String> = gone.iter().map(|client| client.id.clone()).collect();
+    drop(gone); // no close frames, and the gateway loses the $disconnects
+    wait_for(|| {
+        let open = lossy.gateway.open_connections();
+        gone_ids.iter().all(|id| !open.contains(id)).then_some(())
+    })
+    .await
+    .expect("the gateway notices the gone sockets");
+
+    let started = std::time::Instant::now();
+    let requests: Vec<String> = (0..pushes)
+        .map(|n| format!(r#"{{"topics":["room:soak"],"data":{n}}}"#))
+        .collect();
+    let reports =
+        futures::future::join_all(requests.iter().map(|request| lossy.notify(request))).await;
+    let elapsed = started.elapsed();
+
+    let count = |field: &str| -> u64 {
+        reports
+            .iter()
+            .map(|(status, report)| {
+                assert_eq!(*status, 200, "{report}");
+                report[field].as_u64().unwrap_or(0)
+            })
+            .sum()
+    };
+    let (pruned, already, delivered) =
+        (count("pruned"), count("already_pruned"), count("delivered"));
+    println!(
+        "prune once: {sockets} sockets, {vanished} vanished, {pushes} concurrent pushes: \
+         pruned {pruned}, already pruned {already}, delivered {delivered}, {} ms",
+        elapsed.as_millis()
+    );
+    assert_eq!(
+        pruned, vanished as u64,
+        "each vanished connection pruned once"
+    );
+    assert!(
+        already > 0,
+        "the pushes overlapped: some found a connection another had just pruned"
+    );
+    assert_eq!(delivered, ((sockets - vanished) * pushes) as u64);
+    assert!(reports.iter().all(|(_, report)| report["complete"] == true));
+    for id in &gone_ids {
+        assert!(!stored(&lossy, id).await, "{id} is gone from the store");
+    }
+    lossy.finish().await;
 }

@@ -8,7 +8,7 @@ use wspush_domain::{Connection, ConnectionId, Segment, Source, TopicGrants, User
 
 use crate::clock::Clock;
 use crate::gateway::{ConnectionGateway, GatewayError};
-use crate::store::{ConnectionStore, StoreError, stream_source};
+use crate::store::{ConnectionStore, Deletion, StoreError, stream_source};
 
 /// The segments the housekeeping reads the store in, one after another.
 const HOUSEKEEPING_SEGMENTS: u32 = 4;
@@ -104,8 +104,12 @@ impl<S: ConnectionStore + ?Sized> ConnectionService<S> {
 
     /// Forgets `connection` and all its subscriptions. Idempotent.
     pub async fn disconnect(&self, connection: &ConnectionId) -> Result<(), ServiceError> {
-        self.store.delete(connection).await?;
-        tracing::info!(%connection, "disconnected");
+        match self.store.delete(connection).await? {
+            Deletion::Removed => tracing::info!(%connection, "disconnected"),
+            Deletion::AlreadyGone => {
+                tracing::info!(%connection, "disconnected (already removed, by a push that found it gone)");
+            }
+        }
         Ok(())
     }
 
@@ -148,13 +152,13 @@ impl<S: ConnectionStore + ?Sized> ConnectionService<S> {
                     Err(GatewayError::Gone) => {
                         report.gone += 1;
                         if !dry_run {
-                            self.store
-                                .delete(id)
-                                .await
-                                .map_err(|error| PruneError::Delete {
+                            // Counted as gone whichever call removed it: this one checked.
+                            let _: Deletion = self.store.delete(id).await.map_err(|error| {
+                                PruneError::Delete {
                                     connection: id.clone(),
                                     error,
-                                })?;
+                                }
+                            })?;
                         }
                         on_gone(id);
                     }

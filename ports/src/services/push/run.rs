@@ -61,6 +61,7 @@ where
 
         report.delivered = sent.delivered;
         report.pruned = sent.pruned;
+        report.already_pruned = sent.already_pruned;
         report.prune_errors = sent.prune_errors;
         report.failed = sent.failed;
         report.not_attempted = sent.not_attempted;
@@ -97,6 +98,7 @@ where
         report.elapsed = started.elapsed();
         let settled = report.delivered
             + report.pruned
+            + report.already_pruned
             + report.prune_errors
             + report.failed.len()
             + report.excluded

@@ -14,14 +14,14 @@ use crate::gateway::{ConnectionGateway, GatewayError};
 use crate::report::{FailedDelivery, FailureReason, PushReport};
 use crate::services::push::PushService;
 use crate::services::push::halt::Halt;
-use crate::store::ConnectionStore;
+use crate::store::{ConnectionStore, Deletion};
 
 /// What became of one connection.
 pub(crate) enum Outcome {
     Delivered,
-    Gone {
-        pruned: bool,
-    },
+    /// Answered 410: removed from the store by this push, by another one first, or not
+    /// removable now.
+    Gone(Prune),
     Failed(FailedDelivery),
     NotAttempted,
     /// Not posted to because the push reached its stop point.
@@ -29,6 +29,16 @@ pub(crate) enum Outcome {
     /// Answered 429 or 5xx, and the retry would come after the stop point: carried on as a
     /// failure is (at the next generation), since it was tried.
     RetryLater(ConnectionId),
+}
+
+/// What became of a gone connection's removal.
+pub(crate) enum Prune {
+    /// This push removed it.
+    Removed,
+    /// Another push (or its `$disconnect`) removed it first: counted there.
+    AlreadyGone,
+    /// The store's delete failed; the TTL will remove it.
+    Failed,
 }
 
 /// One connection's posts: how they ended, and what it took.
@@ -45,8 +55,9 @@ impl Attempt {
         report.throttled += self.throttled as usize;
         match self.outcome {
             Outcome::Delivered => report.delivered += 1,
-            Outcome::Gone { pruned: true } => report.pruned += 1,
-            Outcome::Gone { pruned: false } => report.prune_errors += 1,
+            Outcome::Gone(Prune::Removed) => report.pruned += 1,
+            Outcome::Gone(Prune::AlreadyGone) => report.already_pruned += 1,
+            Outcome::Gone(Prune::Failed) => report.prune_errors += 1,
             Outcome::Failed(failure) => report.failed.push(failure),
             Outcome::NotAttempted => report.not_attempted += 1,
             Outcome::Unsent(_) | Outcome::RetryLater(_) => report.unsent += 1,
@@ -106,9 +117,7 @@ where
             };
             let reason = match error {
                 GatewayError::Gone => {
-                    attempt.outcome = Outcome::Gone {
-                        pruned: self.prune(id).await,
-                    };
+                    attempt.outcome = Outcome::Gone(self.prune(id).await);
                     return attempt;
                 }
                 GatewayError::Throttled | GatewayError::Unavailable(_) => {
@@ -192,16 +201,20 @@ where
         }
     }
 
-    /// Removes a gone connection; whether it worked.
-    async fn prune(&self, id: &ConnectionId) -> bool {
+    /// Removes a gone connection.
+    async fn prune(&self, id: &ConnectionId) -> Prune {
         match self.store.delete(id).await {
-            Ok(()) => {
+            Ok(Deletion::Removed) => {
                 tracing::info!(connection = %id, "pruned a gone connection");
-                true
+                Prune::Removed
+            }
+            Ok(Deletion::AlreadyGone) => {
+                tracing::debug!(connection = %id, "a gone connection was already pruned");
+                Prune::AlreadyGone
             }
             Err(error) => {
                 tracing::warn!(connection = %id, error = %with_causes(&error), "pruning a gone connection failed");
-                false
+                Prune::Failed
             }
         }
     }
