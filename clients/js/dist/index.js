@@ -547,9 +547,14 @@ export class WspushClient {
             if (!this.#seen(next))
                 this.#deliver(name, next);
         }
-        if (stream.early.size === 0 && stream.holeTimer) {
-            clearTimeout(stream.holeTimer);
+        if (stream.early.size === 0) {
+            if (stream.holeTimer)
+                clearTimeout(stream.holeTimer);
             stream.holeTimer = undefined;
+        }
+        else if (!stream.holeTimer) {
+            // Another hole behind the one just closed: it gets its own time to fill.
+            stream.holeTimer = setTimeout(() => this.#closeHole(name), this.#options.holeTimeoutMs);
         }
     }
     /** A hole that stayed open: report the gap and hand on what came after it. */

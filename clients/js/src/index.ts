@@ -640,9 +640,12 @@ export class WspushClient {
       stream.early.delete(stream.last!.seq + 1);
       if (!this.#seen(next)) this.#deliver(name, next);
     }
-    if (stream.early.size === 0 && stream.holeTimer) {
-      clearTimeout(stream.holeTimer);
+    if (stream.early.size === 0) {
+      if (stream.holeTimer) clearTimeout(stream.holeTimer);
       stream.holeTimer = undefined;
+    } else if (!stream.holeTimer) {
+      // Another hole behind the one just closed: it gets its own time to fill.
+      stream.holeTimer = setTimeout(() => this.#closeHole(name), this.#options.holeTimeoutMs);
     }
   }
 
