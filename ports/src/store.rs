@@ -160,7 +160,9 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Whether a read of `topic`'s audience would find `connection` now: its subscription
     /// has reached what audience reads read (an index that is eventually consistent, for
-    /// DynamoDB). MUST NOT answer `true` before such a read would find it.
+    /// DynamoDB). MUST NOT answer `true` before such a read would find it. For a user's
+    /// own channel `user:<id>`, that includes the reads of the user's connections (a push
+    /// to `"users": [id]` appends to that stream and reads its audience there).
     async fn audience_includes(
         &self,
         topic: &ExternalId,

@@ -204,6 +204,30 @@ impl ConnectionStore for DynamoDbStore {
             .send()
             .await
             .map_err(store_error)?;
+        if output.items().is_empty() {
+            return Ok(false);
+        }
+        // A user's own channel is also read through the user's connections (a push to
+        // `"users": [owner]`): that index must show the connection too.
+        let Some(owner) = topic.channel_owner() else {
+            return Ok(true);
+        };
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_USER)
+            .key_condition_expression("#owner = :owner AND #pk = :pk")
+            .filter_expression("#expires > :now")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires", EXPIRES_AT_MS)
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":pk", AttributeValue::S(pk_of(connection)))
+            .expression_attribute_values(":now", number(now.unix_millis()))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(!output.items().is_empty())
     }
 

@@ -152,6 +152,53 @@ async fn a_resume_reads_the_stream_twice_around_one_index_query() {
     fixture.finish().await;
 }
 
+/// A user's own channel is also read through `by_user` (a push to `"users": ["ana"]`), so
+/// the resume waits for both indexes: one more `Query` than a topic's resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_of_a_users_own_channel_waits_for_both_indexes() {
+    let fixture = DynamoDbFixture::new().await;
+    let store = Arc::new(fixture.store.clone());
+    let connection = Connection::open(
+        ConnectionId::parse("c1").expect("valid"),
+        UserId::parse("ana").expect("valid"),
+        NOW,
+    );
+    store.save(&connection).await.expect("save");
+    let users = HistoryPolicy::new(["user"], Duration::from_secs(900), 100).expect("valid");
+    let channel = ExternalId::parse("user:ana").expect("valid");
+    let appended = store
+        .append(&channel, None, "1", users.retention(), NOW)
+        .await
+        .expect("append");
+    let service = SubscriptionService::new(
+        Arc::clone(&store),
+        Arc::new(ManualClock::at(NOW)),
+        SubscriptionPolicy::default(),
+    )
+    .with_resume(store.clone(), Arc::new(CountingGateway::default()), users);
+    let since = Since::parse(
+        &serde_json::json!({"user:ana": {"seq": 0, "epoch": appended.position.epoch.as_str()}}),
+        std::slice::from_ref(&channel),
+    )
+    .expect("valid");
+
+    fixture.calls.reset();
+    let (_, resumed) = service
+        .subscribe_since(connection.id(), std::slice::from_ref(&channel), &since)
+        .await
+        .expect("subscribe");
+
+    let resumed = resumed.expect("resumed");
+    assert_eq!(resumed.recovered.get(&channel), Some(&1));
+    assert!(resumed.gaps.is_empty());
+    assert_eq!(
+        fixture.calls.snapshot(),
+        calls(&[("GetItem", 3), ("Query", 4), ("TransactWriteItems", 1)]),
+        "as a topic's resume, and the by_user query"
+    );
+    fixture.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_whose_head_item_is_deleted_starts_a_new_epoch() {
     let fixture = DynamoDbFixture::new().await;
