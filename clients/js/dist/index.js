@@ -501,59 +501,111 @@ export class WspushClient {
         }
         return stream;
     }
-    /** Whether this envelope was handed on before, by any of its positions. */
-    #seen(envelope) {
-        return Object.entries(envelope.positions).some(([name, position]) => {
-            const last = this.#streams.get(name)?.last;
-            return last !== undefined && last.epoch === position.epoch && position.seq <= last.seq;
-        });
-    }
-    #onEnvelope(envelope) {
-        // Ordered by the first of its streams that is subscribed (a user's own channel when none is).
+    /**
+     * The streams a message is ordered by: those of its positions that are subscribed here,
+     * or all of them when none is (a user's own channel nobody subscribed to).
+     */
+    #orderedBy(envelope) {
         const names = Object.keys(envelope.positions);
-        const name = names.find((stream) => this.#handlers.has(stream)) ?? names[0];
-        if (name === undefined)
-            return;
-        if (this.#seen(envelope))
-            return;
-        const position = envelope.positions[name];
+        const subscribed = names.filter((name) => this.#handlers.has(name));
+        return subscribed.length > 0 ? subscribed : names;
+    }
+    #standing(name, position) {
         const stream = this.#stream(name);
         const last = stream.last;
-        if (last !== undefined && last.epoch !== position.epoch) {
-            // The stream's history was lost (another epoch): whatever came before is gone.
-            stream.early.clear();
-            stream.last = undefined;
-            this.#gap(name);
+        if (last === undefined) {
+            const floor = stream.floor;
+            const repeat = floor !== undefined && floor.epoch === position.epoch && position.seq <= floor.seq;
+            return repeat ? 'seen' : 'next';
         }
-        const expected = stream.last === undefined ? position.seq : stream.last.seq + 1;
-        if (position.seq > expected) {
-            stream.early.set(position.seq, envelope);
-            if (!stream.holeTimer) {
-                stream.holeTimer = setTimeout(() => this.#closeHole(name), this.#options.holeTimeoutMs);
-            }
-            return;
-        }
-        this.#deliver(name, envelope);
-        this.#drain(name);
+        if (position.seq <= last.seq)
+            return 'seen';
+        return position.seq === last.seq + 1 ? 'next' : 'early';
     }
-    /** Hands on what came early and is now next. */
-    #drain(name) {
-        const stream = this.#stream(name);
-        for (;;) {
-            const next = stream.last === undefined ? undefined : stream.early.get(stream.last.seq + 1);
-            if (!next)
-                break;
-            stream.early.delete(stream.last.seq + 1);
-            if (!this.#seen(next))
-                this.#deliver(name, next);
+    #onEnvelope(envelope) {
+        const names = this.#orderedBy(envelope);
+        if (names.length === 0)
+            return;
+        for (const name of names) {
+            const last = this.#streams.get(name)?.last;
+            const position = envelope.positions[name];
+            if (last !== undefined && last.epoch !== position.epoch) {
+                // The stream's history was lost (another epoch): whatever came before is gone.
+                this.#gap(name, { restart: true });
+            }
         }
+        const standings = names.map((name) => this.#standing(name, envelope.positions[name]));
+        // A message handed on through one stream is the same message in every other.
+        const held = { envelope, delivered: standings.includes('seen') };
+        names.forEach((name, i) => {
+            if (standings[i] === 'early') {
+                this.#stream(name).early.set(envelope.positions[name].seq, held);
+            }
+        });
+        this.#settle(held);
+        this.#drain(names);
+    }
+    /**
+     * Hands `held` on if every stream it is ordered by has reached it, and moves those
+     * streams past it; whether it could.
+     */
+    #settle(held) {
+        const names = this.#orderedBy(held.envelope);
+        const standings = names.map((name) => this.#standing(name, held.envelope.positions[name]));
+        if (standings.includes('early'))
+            return false;
+        if (!held.delivered) {
+            held.delivered = true;
+            this.#handOn(held.envelope);
+        }
+        names.forEach((name, i) => {
+            const position = held.envelope.positions[name];
+            const stream = this.#stream(name);
+            if (stream.early.get(position.seq) === held)
+                stream.early.delete(position.seq);
+            if (standings[i] === 'next') {
+                stream.last = { seq: position.seq, epoch: position.epoch };
+                stream.floor = undefined;
+            }
+        });
+        // Positions in streams it is not ordered by are remembered for a later subscribe.
+        for (const [name, position] of Object.entries(held.envelope.positions)) {
+            if (names.includes(name))
+                continue;
+            const stream = this.#stream(name);
+            if (stream.last === undefined || stream.last.epoch !== position.epoch || position.seq > stream.last.seq) {
+                stream.last = { seq: position.seq, epoch: position.epoch };
+            }
+        }
+        return true;
+    }
+    /** Hands on what came early and is now next, in each of `names` and what that unblocks. */
+    #drain(names) {
+        const work = new Set(names);
+        while (work.size > 0) {
+            const name = work.values().next().value;
+            work.delete(name);
+            const stream = this.#stream(name);
+            for (;;) {
+                const next = stream.last === undefined ? undefined : stream.early.get(stream.last.seq + 1);
+                if (!next || !this.#settle(next))
+                    break;
+                for (const other of this.#orderedBy(next.envelope))
+                    if (other !== name)
+                        work.add(other);
+            }
+            this.#armHole(name);
+        }
+    }
+    /** A hole in `name` gets `holeTimeoutMs` to fill while messages wait behind it. */
+    #armHole(name) {
+        const stream = this.#stream(name);
         if (stream.early.size === 0) {
             if (stream.holeTimer)
                 clearTimeout(stream.holeTimer);
             stream.holeTimer = undefined;
         }
         else if (!stream.holeTimer) {
-            // Another hole behind the one just closed: it gets its own time to fill.
             stream.holeTimer = setTimeout(() => this.#closeHole(name), this.#options.holeTimeoutMs);
         }
     }
@@ -561,16 +613,16 @@ export class WspushClient {
     #closeHole(name) {
         const stream = this.#stream(name);
         stream.holeTimer = undefined;
-        if (stream.early.size > 0)
-            this.#gap(name);
-    }
-    #deliver(name, envelope) {
-        for (const [stream, position] of Object.entries(envelope.positions)) {
-            const state = this.#stream(stream);
-            if (state.last === undefined || state.last.epoch !== position.epoch || position.seq > state.last.seq) {
-                state.last = { seq: position.seq, epoch: position.epoch };
-            }
+        if (stream.early.size === 0)
+            return;
+        if (this.#state !== 'open') {
+            // Away: the resume after the reconnect may still fill it from history.
+            this.#armHole(name);
+            return;
         }
+        this.#gap(name);
+    }
+    #handOn(envelope) {
         const meta = { positions: envelope.positions };
         const targets = new Set();
         for (const stream of Object.keys(envelope.positions)) {
@@ -581,7 +633,6 @@ export class WspushClient {
             this.#emit('message', envelope.data);
         for (const handler of targets)
             this.#call(handler, envelope.data, meta);
-        void name;
     }
     #call(handler, data, meta) {
         try {
@@ -591,24 +642,31 @@ export class WspushClient {
             this.#emit('error', error instanceof Error ? error : new Error(String(error)));
         }
     }
-    /** Reports a gap in `stream`, and carries on from what came after it. */
-    #gap(name) {
+    /**
+     * Reports a gap in `name`, and carries on from what came after it. With `restart` (a new
+     * epoch), what was held early belongs to the lost history and is dropped.
+     */
+    #gap(name, { restart = false } = {}) {
         const stream = this.#streams.get(name);
         this.#emit('gap', name);
         if (!stream)
             return;
-        stream.last = undefined;
-        if (stream.holeTimer) {
+        if (stream.holeTimer)
             clearTimeout(stream.holeTimer);
-            stream.holeTimer = undefined;
-        }
+        stream.holeTimer = undefined;
+        const previous = stream.last ?? stream.floor;
+        stream.last = undefined;
+        stream.floor = restart ? undefined : previous;
+        if (restart)
+            stream.early.clear();
         if (stream.early.size === 0)
             return;
         const first = Math.min(...stream.early.keys());
-        const envelope = stream.early.get(first);
-        stream.early.delete(first);
-        this.#deliver(name, envelope);
-        this.#drain(name);
+        const held = stream.early.get(first);
+        const epoch = held.envelope.positions[name].epoch;
+        stream.last = { seq: first - 1, epoch };
+        stream.floor = undefined;
+        this.#drain([name]);
     }
 }
 /** Connects to a wspush WebSocket API (`wss://.../stage`, or the local gateway's `ws://127.0.0.1:8080/local`). */

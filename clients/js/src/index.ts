@@ -110,14 +110,29 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** A message with positions, held until every stream it is ordered by has reached it. */
+interface Held {
+  envelope: Envelope;
+  /** Handed on already (this copy repeats one that was, through another stream). */
+  delivered: boolean;
+}
+
 /** A stream's delivery state: the last position handed on, and messages that came early. */
 interface StreamState {
   last?: Position;
-  early: Map<number, Envelope>;
+  /**
+   * After a gap with nothing to carry on from: positions up to this one were handed on, so
+   * a repeat of them is still dropped while the next message becomes the new baseline.
+   */
+  floor?: Position;
+  early: Map<number, Held>;
   holeTimer?: ReturnType<typeof setTimeout>;
   /** Whether messages of this stream ever carried positions (it keeps history). */
   history: boolean;
 }
+
+/** Where a position stands in a stream: handed on, next in line, or after a hole. */
+type Standing = 'seen' | 'next' | 'early';
 
 const OPEN = 1;
 
@@ -596,55 +611,106 @@ export class WspushClient {
     return stream;
   }
 
-  /** Whether this envelope was handed on before, by any of its positions. */
-  #seen(envelope: Envelope): boolean {
-    return Object.entries(envelope.positions).some(([name, position]) => {
-      const last = this.#streams.get(name)?.last;
-      return last !== undefined && last.epoch === position.epoch && position.seq <= last.seq;
-    });
+  /**
+   * The streams a message is ordered by: those of its positions that are subscribed here,
+   * or all of them when none is (a user's own channel nobody subscribed to).
+   */
+  #orderedBy(envelope: Envelope): string[] {
+    const names = Object.keys(envelope.positions);
+    const subscribed = names.filter((name) => this.#handlers.has(name));
+    return subscribed.length > 0 ? subscribed : names;
+  }
+
+  #standing(name: string, position: Position): Standing {
+    const stream = this.#stream(name);
+    const last = stream.last;
+    if (last === undefined) {
+      const floor = stream.floor;
+      const repeat = floor !== undefined && floor.epoch === position.epoch && position.seq <= floor.seq;
+      return repeat ? 'seen' : 'next';
+    }
+    if (position.seq <= last.seq) return 'seen';
+    return position.seq === last.seq + 1 ? 'next' : 'early';
   }
 
   #onEnvelope(envelope: Envelope): void {
-    // Ordered by the first of its streams that is subscribed (a user's own channel when none is).
-    const names = Object.keys(envelope.positions);
-    const name = names.find((stream) => this.#handlers.has(stream)) ?? names[0];
-    if (name === undefined) return;
-    if (this.#seen(envelope)) return;
-    const position = envelope.positions[name] as Position;
-    const stream = this.#stream(name);
-    const last = stream.last;
-    if (last !== undefined && last.epoch !== position.epoch) {
-      // The stream's history was lost (another epoch): whatever came before is gone.
-      stream.early.clear();
-      stream.last = undefined;
-      this.#gap(name);
-    }
-    const expected = stream.last === undefined ? position.seq : stream.last.seq + 1;
-    if (position.seq > expected) {
-      stream.early.set(position.seq, envelope);
-      if (!stream.holeTimer) {
-        stream.holeTimer = setTimeout(() => this.#closeHole(name), this.#options.holeTimeoutMs);
+    const names = this.#orderedBy(envelope);
+    if (names.length === 0) return;
+    for (const name of names) {
+      const last = this.#streams.get(name)?.last;
+      const position = envelope.positions[name] as Position;
+      if (last !== undefined && last.epoch !== position.epoch) {
+        // The stream's history was lost (another epoch): whatever came before is gone.
+        this.#gap(name, { restart: true });
       }
-      return;
     }
-    this.#deliver(name, envelope);
-    this.#drain(name);
+    const standings = names.map((name) => this.#standing(name, envelope.positions[name] as Position));
+    // A message handed on through one stream is the same message in every other.
+    const held: Held = { envelope, delivered: standings.includes('seen') };
+    names.forEach((name, i) => {
+      if (standings[i] === 'early') {
+        this.#stream(name).early.set((envelope.positions[name] as Position).seq, held);
+      }
+    });
+    this.#settle(held);
+    this.#drain(names);
   }
 
-  /** Hands on what came early and is now next. */
-  #drain(name: string): void {
-    const stream = this.#stream(name);
-    for (;;) {
-      const next = stream.last === undefined ? undefined : stream.early.get(stream.last.seq + 1);
-      if (!next) break;
-      stream.early.delete(stream.last!.seq + 1);
-      if (!this.#seen(next)) this.#deliver(name, next);
+  /**
+   * Hands `held` on if every stream it is ordered by has reached it, and moves those
+   * streams past it; whether it could.
+   */
+  #settle(held: Held): boolean {
+    const names = this.#orderedBy(held.envelope);
+    const standings = names.map((name) => this.#standing(name, held.envelope.positions[name] as Position));
+    if (standings.includes('early')) return false;
+    if (!held.delivered) {
+      held.delivered = true;
+      this.#handOn(held.envelope);
     }
+    names.forEach((name, i) => {
+      const position = held.envelope.positions[name] as Position;
+      const stream = this.#stream(name);
+      if (stream.early.get(position.seq) === held) stream.early.delete(position.seq);
+      if (standings[i] === 'next') {
+        stream.last = { seq: position.seq, epoch: position.epoch };
+        stream.floor = undefined;
+      }
+    });
+    // Positions in streams it is not ordered by are remembered for a later subscribe.
+    for (const [name, position] of Object.entries(held.envelope.positions)) {
+      if (names.includes(name)) continue;
+      const stream = this.#stream(name);
+      if (stream.last === undefined || stream.last.epoch !== position.epoch || position.seq > stream.last.seq) {
+        stream.last = { seq: position.seq, epoch: position.epoch };
+      }
+    }
+    return true;
+  }
+
+  /** Hands on what came early and is now next, in each of `names` and what that unblocks. */
+  #drain(names: Iterable<string>): void {
+    const work = new Set(names);
+    while (work.size > 0) {
+      const name = work.values().next().value as string;
+      work.delete(name);
+      const stream = this.#stream(name);
+      for (;;) {
+        const next = stream.last === undefined ? undefined : stream.early.get(stream.last.seq + 1);
+        if (!next || !this.#settle(next)) break;
+        for (const other of this.#orderedBy(next.envelope)) if (other !== name) work.add(other);
+      }
+      this.#armHole(name);
+    }
+  }
+
+  /** A hole in `name` gets `holeTimeoutMs` to fill while messages wait behind it. */
+  #armHole(name: string): void {
+    const stream = this.#stream(name);
     if (stream.early.size === 0) {
       if (stream.holeTimer) clearTimeout(stream.holeTimer);
       stream.holeTimer = undefined;
     } else if (!stream.holeTimer) {
-      // Another hole behind the one just closed: it gets its own time to fill.
       stream.holeTimer = setTimeout(() => this.#closeHole(name), this.#options.holeTimeoutMs);
     }
   }
@@ -653,16 +719,16 @@ export class WspushClient {
   #closeHole(name: string): void {
     const stream = this.#stream(name);
     stream.holeTimer = undefined;
-    if (stream.early.size > 0) this.#gap(name);
+    if (stream.early.size === 0) return;
+    if (this.#state !== 'open') {
+      // Away: the resume after the reconnect may still fill it from history.
+      this.#armHole(name);
+      return;
+    }
+    this.#gap(name);
   }
 
-  #deliver(name: string, envelope: Envelope): void {
-    for (const [stream, position] of Object.entries(envelope.positions)) {
-      const state = this.#stream(stream);
-      if (state.last === undefined || state.last.epoch !== position.epoch || position.seq > state.last.seq) {
-        state.last = { seq: position.seq, epoch: position.epoch };
-      }
-    }
+  #handOn(envelope: Envelope): void {
     const meta: MessageMeta = { positions: envelope.positions };
     const targets = new Set<Handler>();
     for (const stream of Object.keys(envelope.positions)) {
@@ -670,7 +736,6 @@ export class WspushClient {
     }
     if (targets.size === 0) this.#emit('message', envelope.data);
     for (const handler of targets) this.#call(handler, envelope.data, meta);
-    void name;
   }
 
   #call(handler: Handler, data: unknown, meta: MessageMeta): void {
@@ -681,22 +746,27 @@ export class WspushClient {
     }
   }
 
-  /** Reports a gap in `stream`, and carries on from what came after it. */
-  #gap(name: string): void {
+  /**
+   * Reports a gap in `name`, and carries on from what came after it. With `restart` (a new
+   * epoch), what was held early belongs to the lost history and is dropped.
+   */
+  #gap(name: string, { restart = false } = {}): void {
     const stream = this.#streams.get(name);
     this.#emit('gap', name);
     if (!stream) return;
+    if (stream.holeTimer) clearTimeout(stream.holeTimer);
+    stream.holeTimer = undefined;
+    const previous = stream.last ?? stream.floor;
     stream.last = undefined;
-    if (stream.holeTimer) {
-      clearTimeout(stream.holeTimer);
-      stream.holeTimer = undefined;
-    }
+    stream.floor = restart ? undefined : previous;
+    if (restart) stream.early.clear();
     if (stream.early.size === 0) return;
     const first = Math.min(...stream.early.keys());
-    const envelope = stream.early.get(first) as Envelope;
-    stream.early.delete(first);
-    this.#deliver(name, envelope);
-    this.#drain(name);
+    const held = stream.early.get(first) as Held;
+    const epoch = (held.envelope.positions[name] as Position).epoch;
+    stream.last = { seq: first - 1, epoch };
+    stream.floor = undefined;
+    this.#drain([name]);
   }
 }
 
