@@ -74,6 +74,11 @@ export interface ConnectOptions {
     requestTimeoutMs?: number;
     /** How long a hole in a stream's numbers may stay open before it is reported as a gap (default 5 s). */
     holeTimeoutMs?: number;
+    /**
+     * At most this many topics per subscribe message when resubscribing (default 20): keep
+     * it at or below the server's `WSPUSH_MAX_TOPICS_PER_MESSAGE`.
+     */
+    topicsPerMessage?: number;
 }
 /** A refusal of the server, with its words. */
 export declare class ServerError extends Error {

@@ -86,6 +86,11 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** How long a hole in a stream's numbers may stay open before it is reported as a gap (default 5 s). */
   holeTimeoutMs?: number;
+  /**
+   * At most this many topics per subscribe message when resubscribing (default 20): keep
+   * it at or below the server's `WSPUSH_MAX_TOPICS_PER_MESSAGE`.
+   */
+  topicsPerMessage?: number;
 }
 
 /** A reply of the subscribe route. */
@@ -195,6 +200,10 @@ export class WspushClient {
   };
   #attempt = 0;
   #ids = 0;
+  /** A replacement socket is being opened (from its token to its resubscribe). */
+  #replacing = false;
+  /** After a failed replacement, the next is not tried before this time. */
+  #replaceNotBefore = 0;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #lastToken: string | undefined;
@@ -218,6 +227,7 @@ export class WspushClient {
       maxConnectionMs: options.maxConnectionMs ?? (2 * 60 - 5) * 60_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
       holeTimeoutMs: options.holeTimeoutMs ?? 5_000,
+      topicsPerMessage: options.topicsPerMessage ?? 20,
     };
     const tick = Math.max(50, Math.min(this.#options.heartbeatMs, this.#options.pongTimeoutMs) / 4);
     this.#ticker = setInterval(() => this.#tick(), tick);
@@ -359,13 +369,15 @@ export class WspushClient {
   /** Opens a socket: the first, a reconnect, or the next one before the cap (`replacing`). */
   async #open(state: State, replacing = false): Promise<void> {
     if (this.#isClosed()) return;
-    if (!replacing) this.#setState(state);
+    if (replacing) this.#replacing = true;
+    else this.#setState(state);
     let url: string | null;
     try {
       url = await this.#socketUrl();
     } catch (error) {
       this.#emit('error', new Error(`the token callback failed: ${String(error)}`));
-      if (!replacing) this.#retry();
+      if (replacing) this.#replacementFailed();
+      else this.#retry();
       return;
     }
     if (this.#isClosed()) return;
@@ -384,7 +396,8 @@ export class WspushClient {
       socket = new this.#options.WebSocket(url);
     } catch (error) {
       this.#emit('error', error instanceof Error ? error : new Error(String(error)));
-      if (!replacing) this.#retry();
+      if (replacing) this.#replacementFailed();
+      else this.#retry();
       return;
     }
     const link = new Link(socket);
@@ -419,11 +432,12 @@ export class WspushClient {
         this.#next = undefined;
         if (!this.#link) {
           // Both are gone: reconnect.
+          this.#replacing = false;
           this.#retry();
           return;
         }
         // The replacement failed: the current socket carries on; try again later.
-        this.#later(this.#delay(), () => void this.#open('open', true));
+        this.#replacementFailed();
         return;
       }
       if (link !== this.#link) return;
@@ -453,12 +467,34 @@ export class WspushClient {
     try {
       await this.#resubscribe(link, topics);
     } catch (error) {
-      this.#emit('error', error instanceof Error ? error : new Error(String(error)));
+      // Not subscribed (no reply, or the socket went): this socket must not carry on as if
+      // it were. A replacement is dropped and the current socket stays; a reconnect's socket
+      // is closed, and its close retries with backoff.
+      this.#emit('error', new Error(`resubscribing failed: ${error instanceof Error ? error.message : String(error)}`));
+      if (this.#isClosed()) return;
+      if (replacing && this.#next === link) {
+        this.#next = undefined;
+        link.socket.onclose = null;
+        this.#failPending(link, new Error('the replacement socket was dropped'));
+        link.socket.close(1000, 'resubscribe failed');
+        this.#replacementFailed();
+        // The current socket went meanwhile: reconnect.
+        if (!this.#link) this.#retry();
+      } else if (link === this.#link) {
+        link.socket.close(4001, 'resubscribe failed');
+      }
+      return;
     }
     if (this.#isClosed()) return;
     this.#attempt = 0;
     if (replacing) {
-      if (this.#next !== link) return;
+      if (this.#next !== link) {
+        // Superseded: nothing uses this socket.
+        link.socket.onclose = null;
+        link.socket.close(1000, 'superseded');
+        return;
+      }
+      this.#replacing = false;
       const old = this.#link;
       this.#link = link;
       this.#next = undefined;
@@ -473,14 +509,31 @@ export class WspushClient {
     this.#flushWaiters();
   }
 
-  /** Subscribes `link` to `topics` again, each from its last position. */
+  /**
+   * Subscribes `link` to `topics` again, each from its last position, `topicsPerMessage` at
+   * a time. Topics the server now refuses (a policy or a token that changed) are reported as
+   * an error each and left; no reply at all throws.
+   */
   async #resubscribe(link: Link, topics: string[]): Promise<void> {
-    const chunk = 20;
+    const chunk = this.#options.topicsPerMessage;
     for (let start = 0; start < topics.length; start += chunk) {
       const part = topics.slice(start, start + chunk);
-      const reply = await this.#request(link, { action: 'subscribe', topics: part, ...this.#since(part) });
+      let reply: Reply;
+      try {
+        reply = await this.#request(link, { action: 'subscribe', topics: part, ...this.#since(part) });
+      } catch (error) {
+        if (!(error instanceof ServerError)) throw error;
+        this.#emit('error', new ServerError(`resubscribing ${part.join(', ')} was refused: ${error.message}`));
+        continue;
+      }
       for (const stream of reply.gaps ?? []) this.#gap(stream);
     }
+  }
+
+  /** The replacement socket failed: the current one carries on, and the next try waits. */
+  #replacementFailed(): void {
+    this.#replacing = false;
+    this.#replaceNotBefore = Date.now() + this.#delay();
   }
 
   #since(topics: string[]): { since?: Record<string, Position> } {
@@ -560,7 +613,8 @@ export class WspushClient {
       }
     }
     const link = this.#link;
-    if (link && !this.#next && link.opened > 0 && now - link.opened >= this.#options.maxConnectionMs) {
+    if (link && !this.#next && !this.#replacing && now >= this.#replaceNotBefore
+      && link.opened > 0 && now - link.opened >= this.#options.maxConnectionMs) {
       void this.#open('open', true);
     }
   }
