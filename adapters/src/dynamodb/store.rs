@@ -15,6 +15,34 @@ use super::errors::{cursor_error, store_error};
 use super::items::*;
 
 impl DynamoDbStore {
+    /// Whether `index` holds the live item of `connection` under `attribute = key`.
+    async fn index_shows(
+        &self,
+        index: &str,
+        attribute: &str,
+        key: &str,
+        connection: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#key = :key AND #pk = :pk")
+            .filter_expression("#expires > :now")
+            .expression_attribute_names("#key", attribute)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires", EXPIRES_AT_MS)
+            .expression_attribute_values(":key", AttributeValue::S(key.to_owned()))
+            .expression_attribute_values(":pk", AttributeValue::S(pk_of(connection)))
+            .expression_attribute_values(":now", number(now.unix_millis()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(!output.items().is_empty())
+    }
+
     /// The connection's item, read consistently, live or not.
     pub(super) async fn connection_item(
         &self,
@@ -181,54 +209,28 @@ impl ConnectionStore for DynamoDbStore {
     }
 
     /// One `Query` of `by_topic` on the topic and the connection's key: the index is what
-    /// audience reads read, so what it shows is what a push would find.
+    /// audience reads read, so what it shows is what a push would find. A user's own channel
+    /// is also read through the user's connections (a push to `"users": [owner]`), so
+    /// `by_user` must show the connection too.
     async fn audience_includes(
         &self,
         topic: &ExternalId,
         connection: &ConnectionId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_TOPIC)
-            .key_condition_expression("#topic = :topic AND #pk = :pk")
-            .filter_expression("#expires > :now")
-            .expression_attribute_names("#topic", TOPIC)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#expires", EXPIRES_AT_MS)
-            .expression_attribute_values(":topic", AttributeValue::S(topic.to_string()))
-            .expression_attribute_values(":pk", AttributeValue::S(pk_of(connection)))
-            .expression_attribute_values(":now", number(now.unix_millis()))
-            .send()
-            .await
-            .map_err(store_error)?;
-        if output.items().is_empty() {
+        if !self
+            .index_shows(BY_TOPIC, TOPIC, topic.as_str(), connection, now)
+            .await?
+        {
             return Ok(false);
         }
-        // A user's own channel is also read through the user's connections (a push to
-        // `"users": [owner]`): that index must show the connection too.
-        let Some(owner) = topic.channel_owner() else {
-            return Ok(true);
-        };
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_USER)
-            .key_condition_expression("#owner = :owner AND #pk = :pk")
-            .filter_expression("#expires > :now")
-            .expression_attribute_names("#owner", OWNER)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#expires", EXPIRES_AT_MS)
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":pk", AttributeValue::S(pk_of(connection)))
-            .expression_attribute_values(":now", number(now.unix_millis()))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(!output.items().is_empty())
+        match topic.channel_owner() {
+            Some(owner) => {
+                self.index_shows(BY_USER, OWNER, owner, connection, now)
+                    .await
+            }
+            None => Ok(true),
+        }
     }
 
     /// The connection item goes first, then a consistent query finds what is left (its
