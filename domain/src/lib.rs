@@ -14,6 +14,7 @@ pub mod audience;
 pub mod builder;
 pub mod connection;
 pub mod continuation;
+pub mod control;
 pub mod endpoint;
 pub mod grants;
 pub mod history;
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod notification;
 pub mod pacing;
 pub mod policy;
+pub mod presence;
 pub mod retry;
 pub mod segment;
 pub mod time;
@@ -32,6 +34,7 @@ pub use connection::{Connection, Subscription};
 pub use continuation::{
     ContinuationError, ContinuationLimits, Leftover, Resume, plan_continuations,
 };
+pub use control::{ControlAction, ControlError, ControlRequest, is_control_request};
 pub use grants::{GrantError, TopicGrant, TopicGrants};
 pub use history::{
     Epoch, HistoryPolicy, HistoryPolicyError, Position, Retention, Since, SinceError,
@@ -40,6 +43,7 @@ pub use ids::{ConnectionId, ExternalId, IdError, IdKind, RequestId, UserId};
 pub use notification::{Narrowed, NotificationRequest, RequestError};
 pub use pacing::Pacer;
 pub use policy::{Denial, SubscriptionPolicy};
+pub use presence::{PresenceChange, PresenceEvent, PresencePolicy, PresencePolicyError};
 pub use retry::RetryPolicy;
 pub use segment::{Segment, SegmentError};
 pub use time::Timestamp;

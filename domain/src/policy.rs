@@ -34,6 +34,14 @@ pub enum Denial {
         /// The limit.
         max: usize,
     },
+    /// A presence query from a connection that is not subscribed to the topic.
+    #[error(
+        "the presence of topic `{topic}` is shown to its subscribers only; subscribe to it first"
+    )]
+    PresenceNeedsSubscription {
+        /// The topic asked about.
+        topic: ExternalId,
+    },
     /// The connection would hold too many subscriptions.
     #[error(
         "a connection may hold at most {max} subscriptions; it has {current} and asked for {adding} more"
@@ -57,6 +65,7 @@ impl Denial {
             Denial::NotGranted { .. } => "not_granted",
             Denial::TooManyTopics { .. } => "too_many_topics",
             Denial::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Denial::PresenceNeedsSubscription { .. } => "presence_needs_subscription",
         }
     }
 }
