@@ -19,6 +19,6 @@ impl fmt::Display for Causes<'_> {
 }
 
 /// An error and its chain of causes, as one line.
-pub(crate) fn with_causes(error: &dyn StdError) -> String {
+pub fn with_causes(error: &dyn StdError) -> String {
     Causes(error).to_string()
 }

@@ -21,21 +21,26 @@ pub mod gateway;
 pub mod history;
 pub mod ledger;
 pub mod observer;
+pub mod presence;
 pub mod publisher;
 pub mod remote;
 pub mod report;
 pub mod services;
 pub mod store;
 
+pub use causes::with_causes;
 pub use clock::Clock;
 pub use gateway::{ConnectionGateway, ConnectionInfo, GatewayError};
 pub use history::{Appended, HistoryRead, HistoryStore, Recorded};
 pub use ledger::{Claim, RequestLedger};
 pub use observer::PushObserver;
+pub use presence::{PresenceStore, Transition};
 pub use publisher::{MessageId, NotificationPublisher, PublishError};
 pub use remote::{RemoteDocument, RemoteError, RemoteProblem};
 pub use report::{FailedDelivery, FailureReason, PushReport, Stop};
 pub use services::connections::{ConnectionService, PruneError, PruneReport, ServiceError};
+pub use services::control::{ControlFailure, ControlReport, ControlService};
+pub use services::presence::{Members, Occupancy, Presence, occupancy};
 pub use services::push::{
     ContinuationConfig, Delivery, DeliveryContext, DeliveryFailure, EnqueueFailure, LedgerConfig,
     PushConfig, PushConfigError, PushService, ScatterConfig, Shortfall,

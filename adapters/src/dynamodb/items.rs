@@ -44,6 +44,9 @@ pub(super) const STREAM_PREFIX: &str = "s#";
 pub(super) const HEAD_SK: &str = "head";
 pub(super) const MESSAGE_PREFIX: &str = "m#";
 pub(super) const MARK_PREFIX: &str = "q#";
+/// Presence items: a topic's users, each with the set of their connections there.
+pub(super) const PRESENCE_PREFIX: &str = "p#";
+pub(super) const PRESENCE_USER_PREFIX: &str = "u#";
 pub(super) const EPOCH: &str = "epoch";
 pub(super) const SEQ: &str = "seq";
 pub(super) const DATA: &str = "data";

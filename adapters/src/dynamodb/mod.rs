@@ -63,6 +63,7 @@ mod errors;
 mod history;
 mod items;
 mod ledger;
+mod presence;
 mod store;
 mod subscriptions;
 mod table;

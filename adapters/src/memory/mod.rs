@@ -8,7 +8,9 @@
 //! It is also a [`RequestLedger`]: claims and completed requests in a map, with the same
 //! expiry rules as the DynamoDB store's. And a [`HistoryStore`](wspush_ports::HistoryStore)
 //! (`history.rs`): each stream's messages under their own lock, its epoch drawn at random
-//! when the stream starts, so a restarted gateway's positions all read as gaps.
+//! when the stream starts, so a restarted gateway's positions all read as gaps. And a
+//! [`PresenceStore`](wspush_ports::PresenceStore) (`presence.rs`): per topic and user, the set
+//! of the user's connections there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -19,6 +21,7 @@ use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Tim
 use wspush_ports::{Claim, ConnectionStore, Cursor, Deletion, Page, RequestLedger, StoreError};
 
 mod history;
+mod presence;
 
 pub(crate) use history::new_epoch;
 
@@ -47,6 +50,7 @@ struct LedgerEntry {
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     history: Mutex<history::Streams>,
+    presence: Mutex<presence::Present>,
 }
 
 impl MemoryStore {

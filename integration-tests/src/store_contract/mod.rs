@@ -7,12 +7,14 @@
 mod connections;
 mod history;
 mod ledger;
+mod presence;
 mod sources;
 mod subscriptions;
 
 pub use connections::*;
 pub use history::*;
 pub use ledger::*;
+pub use presence::*;
 pub use sources::*;
 pub use subscriptions::*;
 
@@ -54,6 +56,8 @@ pub trait StoreFixture {
     fn ledger(&self) -> Ledger;
     /// The same store as a history store.
     fn history(&self) -> History;
+    /// The same store as a presence store.
+    fn presence(&self) -> Presences;
     /// Cleans up after a passing test.
     fn finish(self) -> impl std::future::Future<Output = ()> + Send;
 }
@@ -113,6 +117,22 @@ macro_rules! store_contract_tests {
             the_positions_of_a_message_of_several_streams_are_read_back,
             history_never_appears_in_an_audience,
         );
+        $crate::store_contract_tests!(@presence_cases $factory;
+            the_first_connection_of_a_user_joins_and_the_last_one_leaves,
+            eight_concurrent_tasks_see_each_join_and_leave_once,
+            presence_never_appears_in_an_audience,
+        );
+    };
+    (@presence_cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                use $crate::store_contract::StoreFixture as _;
+                let fixture = $factory().await;
+                $crate::store_contract::$case(fixture.store(), fixture.presence()).await;
+                fixture.finish().await;
+            }
+        )*
     };
     (@history_cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
-use wspush_integration_tests::store_contract::{History, Ledger, Store, StoreFixture};
+use wspush_integration_tests::store_contract::{History, Ledger, Presences, Store, StoreFixture};
 
 struct DynamoDb(DynamoDbFixture);
 
@@ -11,6 +11,10 @@ impl StoreFixture for DynamoDb {
     }
 
     fn ledger(&self) -> Ledger {
+        Arc::new(self.0.store.clone())
+    }
+
+    fn presence(&self) -> Presences {
         Arc::new(self.0.store.clone())
     }
 

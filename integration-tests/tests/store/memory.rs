@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use wspush_adapters::MemoryStore;
-use wspush_integration_tests::store_contract::{History, Ledger, Store, StoreFixture};
+use wspush_integration_tests::store_contract::{History, Ledger, Presences, Store, StoreFixture};
 
 struct Memory(Arc<MemoryStore>);
 
@@ -11,6 +11,10 @@ impl StoreFixture for Memory {
     }
 
     fn ledger(&self) -> Ledger {
+        self.0.clone()
+    }
+
+    fn presence(&self) -> Presences {
         self.0.clone()
     }
 

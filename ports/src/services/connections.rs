@@ -8,6 +8,7 @@ use wspush_domain::{Connection, ConnectionId, Segment, Source, TopicGrants, User
 
 use crate::clock::Clock;
 use crate::gateway::{ConnectionGateway, GatewayError};
+use crate::services::presence::{Presence, remove};
 use crate::store::{ConnectionStore, Deletion, StoreError, stream_source};
 
 /// The segments the housekeeping reads the store in, one after another.
@@ -65,12 +66,24 @@ pub struct PruneReport {
 pub struct ConnectionService<S: ?Sized> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
+    presence: Option<Presence>,
 }
 
 impl<S: ConnectionStore + ?Sized> ConnectionService<S> {
     /// A service over `store`, telling time with `clock`.
     pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            presence: None,
+        }
+    }
+
+    /// Announces the leaves of a disconnecting connection's presence topics.
+    #[must_use]
+    pub fn with_presence(mut self, presence: Option<Presence>) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// Records that `user` opened `connection` now. The connection expires when API Gateway
@@ -104,7 +117,14 @@ impl<S: ConnectionStore + ?Sized> ConnectionService<S> {
 
     /// Forgets `connection` and all its subscriptions. Idempotent.
     pub async fn disconnect(&self, connection: &ConnectionId) -> Result<(), ServiceError> {
-        match self.store.delete(connection).await? {
+        match remove(
+            self.store.as_ref(),
+            self.presence.as_ref(),
+            connection,
+            None,
+        )
+        .await?
+        {
             Deletion::Removed => tracing::info!(%connection, "disconnected"),
             Deletion::AlreadyGone => {
                 tracing::info!(%connection, "disconnected (already removed, by a push that found it gone)");
@@ -153,11 +173,16 @@ impl<S: ConnectionStore + ?Sized> ConnectionService<S> {
                         report.gone += 1;
                         if !dry_run {
                             // Counted as gone whichever call removed it: this one checked.
-                            let _: Deletion = self.store.delete(id).await.map_err(|error| {
-                                PruneError::Delete {
-                                    connection: id.clone(),
-                                    error,
-                                }
+                            let _: Deletion = remove(
+                                self.store.as_ref(),
+                                self.presence.as_ref(),
+                                id,
+                                Some(connection.user()),
+                            )
+                            .await
+                            .map_err(|error| PruneError::Delete {
+                                connection: id.clone(),
+                                error,
                             })?;
                         }
                         on_gone(id);

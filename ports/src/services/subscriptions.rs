@@ -3,11 +3,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use wspush_domain::{ConnectionId, Denial, ExternalId, HistoryPolicy, Since, SubscriptionPolicy};
+use wspush_domain::{
+    ConnectionId, Denial, ExternalId, HistoryPolicy, Since, SubscriptionPolicy, Timestamp,
+};
 
 use crate::clock::Clock;
 use crate::gateway::ConnectionGateway;
 use crate::history::HistoryStore;
+use crate::services::presence::{Members, Presence};
 use crate::services::resume::{INDEX_WAIT, Resume, Resumed};
 use crate::store::{ConnectionStore, StoreError};
 
@@ -20,6 +23,9 @@ pub enum SubscribeError {
     /// The subscription policy refused the request.
     #[error("subscription denied: {0}")]
     Denied(#[from] Denial),
+    /// A presence query about a topic that keeps no presence.
+    #[error("topic `{0}` keeps no presence (its namespace is not a presence namespace)")]
+    NoPresence(ExternalId),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -48,6 +54,7 @@ pub struct SubscriptionService<S: ?Sized> {
     policy: SubscriptionPolicy,
     /// Where a subscribe `since` a position is caught up from, and posted through.
     pub(crate) resume: Option<Resume>,
+    presence: Option<Presence>,
 }
 
 impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
@@ -58,7 +65,43 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
             clock,
             policy,
             resume: None,
+            presence: None,
         }
+    }
+
+    /// Keeps presence for the topics its policy covers: joins and leaves are announced, and
+    /// [`presence`](Self::presence) answers who is in a topic.
+    #[must_use]
+    pub fn with_presence(mut self, presence: Option<Presence>) -> Self {
+        self.presence = presence;
+        self
+    }
+
+    /// The users present in `topic`, at most `limit` of them, for a connection subscribed
+    /// to it.
+    pub async fn presence(
+        &self,
+        connection: &ConnectionId,
+        topic: &ExternalId,
+        limit: usize,
+    ) -> Result<Members, SubscribeError> {
+        if !self
+            .presence
+            .as_ref()
+            .is_some_and(|presence| presence.policy().covers(topic))
+        {
+            return Err(SubscribeError::NoPresence(topic.clone()));
+        }
+        let now = self.clock.now();
+        if self.store.get(connection, now).await?.is_none() {
+            return Err(SubscribeError::NotConnected(connection.clone()));
+        }
+        if !self.store.subscriptions(connection).await?.contains(topic) {
+            return Err(SubscribeError::Denied(Denial::PresenceNeedsSubscription {
+                topic: topic.clone(),
+            }));
+        }
+        Ok(Presence::members(Arc::clone(&self.store), topic, limit, now).await?)
     }
 
     /// Catches up a subscribe `since` a position from `history` (the streams `policy`
@@ -134,6 +177,13 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
                 .await?;
             tracing::info!(%connection, topics = adding.len(), "subscribed");
         }
+        if let Some(presence) = &self.presence {
+            // Every topic asked for, held before or not: entering is idempotent, and a retry
+            // after a failed entry must still record it.
+            presence
+                .entered(self.store.as_ref(), &found, topics, now)
+                .await?;
+        }
         held.extend(adding);
         Ok(held)
     }
@@ -148,6 +198,15 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
     ) -> Result<(), SubscribeError> {
         self.policy.check_count(topics)?;
         self.store.unsubscribe(connection, topics).await?;
+        if let Some(presence) = &self.presence {
+            let topics = presence.policy().topics_of(topics);
+            // Expired connections are still read: the epoch is before every expiry.
+            if !topics.is_empty()
+                && let Some(found) = self.store.get(connection, Timestamp::EPOCH).await?
+            {
+                presence.exited(found.user(), connection, &topics).await?;
+            }
+        }
         tracing::info!(%connection, topics = topics.len(), "unsubscribed");
         Ok(())
     }

@@ -35,6 +35,8 @@ use crate::ledger::RequestLedger;
 use crate::observer::PushObserver;
 use crate::publisher::NotificationPublisher;
 use crate::report::PushReport;
+use crate::services::control::ControlService;
+use crate::services::presence::Presence;
 use crate::store::ConnectionStore;
 
 mod append;
@@ -70,6 +72,8 @@ pub struct PushService<S: ?Sized, G: ?Sized> {
     empty_lists_mean_everyone: bool,
     /// Where requests to history streams are appended, and which streams those are.
     history: Option<(Arc<dyn HistoryStore>, HistoryPolicy)>,
+    /// Announces the leaves of the gone connections it prunes.
+    presence: Option<Presence>,
 }
 
 impl<S, G> PushService<S, G>
@@ -113,6 +117,7 @@ where
             ledger: None,
             empty_lists_mean_everyone: false,
             history: None,
+            presence: None,
         })
     }
 
@@ -160,6 +165,24 @@ where
     pub fn with_history(mut self, store: Arc<dyn HistoryStore>, policy: HistoryPolicy) -> Self {
         self.history = policy.is_on().then_some((store, policy));
         self
+    }
+
+    /// Announces a leave when a connection it prunes was a user's last one in a presence
+    /// topic (a lost `$disconnect` ends in a leave at the next push that finds it gone).
+    #[must_use]
+    pub fn with_presence(mut self, presence: Option<Presence>) -> Self {
+        self.presence = presence;
+        self
+    }
+
+    /// The control requests' service over the same store, gateway and presence.
+    pub fn control(&self) -> ControlService<S, G> {
+        ControlService::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.gateway),
+            Arc::clone(&self.clock),
+        )
+        .with_presence(self.presence.clone())
     }
 
     /// The settings in force.

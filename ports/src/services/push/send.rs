@@ -12,6 +12,7 @@ use wspush_domain::{Connection, ConnectionId, Pacer};
 use crate::causes::with_causes;
 use crate::gateway::{ConnectionGateway, GatewayError};
 use crate::report::{FailedDelivery, FailureReason, PushReport};
+use crate::services::presence::remove;
 use crate::services::push::PushService;
 use crate::services::push::halt::Halt;
 use crate::store::{ConnectionStore, Deletion};
@@ -117,7 +118,7 @@ where
             };
             let reason = match error {
                 GatewayError::Gone => {
-                    attempt.outcome = Outcome::Gone(self.prune(id).await);
+                    attempt.outcome = Outcome::Gone(self.prune(&connection).await);
                     return attempt;
                 }
                 GatewayError::Throttled | GatewayError::Unavailable(_) => {
@@ -201,9 +202,17 @@ where
         }
     }
 
-    /// Removes a gone connection.
-    async fn prune(&self, id: &ConnectionId) -> Prune {
-        match self.store.delete(id).await {
+    /// Removes a gone connection (and its presence, announcing the leaves).
+    async fn prune(&self, connection: &Connection) -> Prune {
+        let id = connection.id();
+        match remove(
+            self.store.as_ref(),
+            self.presence.as_ref(),
+            id,
+            Some(connection.user()),
+        )
+        .await
+        {
             Ok(Deletion::Removed) => {
                 tracing::info!(connection = %id, "pruned a gone connection");
                 Prune::Removed
