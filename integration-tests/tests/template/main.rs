@@ -9,12 +9,17 @@
 //!   `POST @connections/*` (connection IDs are not known in advance);
 //! - `execute-api:ManageConnections` is granted to the pusher, and to the subscribe function
 //!   only under `HasHistory` (a resume posts what the client missed), scoped to this
-//!   template's WebSocket API and stage, `POST @connections`;
+//!   template's WebSocket API and stage, `POST @connections`; `DELETE @connections` (a
+//!   backend's control disconnect) to the pusher alone;
+//! - `sqs:SendMessage` on the notification queue only: the pusher's (continuations), and the
+//!   subscribe and disconnect functions' under `HasPresence` (joins and leaves);
 //! - every DynamoDB statement on the table itself carries a `dynamodb:LeadingKeys` condition
 //!   (`ForAllValues:StringLike`) naming the item kinds it may reach: connections and their
 //!   subscriptions (`c#*`) for every function, the request ledger (`r#*`) for the pusher
 //!   alone and only for the ledger's calls, history (`s#*`) for the pusher's appends and the
-//!   subscribe function's reads alone, both under `HasHistory`.
+//!   subscribe function's reads alone, both under `HasHistory`, presence (`p#*`) for the
+//!   pusher, subscribe and disconnect functions' `GetItem` and `UpdateItem` alone, under
+//!   `HasPresence`.
 //!
 //! `hardening.rs` checks the rest of the operations side: throttles, reserved concurrency,
 //! access logs, and the table kept with point-in-time recovery.
@@ -48,6 +53,12 @@ const APPEND_ACTIONS: [&str; 4] = [
 const HISTORY_READ_ACTIONS: [&str; 2] = ["dynamodb:getitem", "dynamodb:query"];
 /// The condition history permissions are granted under.
 const HAS_HISTORY: &str = "HasHistory";
+/// The condition presence permissions are granted under.
+const HAS_PRESENCE: &str = "HasPresence";
+const DISCONNECT: &str = "DisconnectFunction";
+/// What presence calls on presence items.
+const PRESENCE_ACTIONS: [&str; 2] = ["dynamodb:getitem", "dynamodb:updateitem"];
+const QUEUE_ARN: &str = "GetAtt(NotificationsQueue.Arn)";
 
 fn template() -> Value {
     serde_norway::from_str(TEMPLATE).expect("deploy/template.yaml is YAML")
@@ -142,11 +153,14 @@ fn violations(template: &Value) -> Vec<String> {
         .iter()
         .find(|(_, resource)| resource["Type"].as_str() == Some("AWS::ApiGatewayV2::Api"))
         .map(|(name, _)| name.clone());
-    let connections_arn = api.as_ref().map(|api| {
-        format!(
-            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{StageName}}/POST/@connections/*"
-        )
-    });
+    let connections_arn = |method: &str| {
+        api.as_ref().map(|api| {
+            format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/${{StageName}}/{method}/@connections/*"
+            )
+        })
+    };
+    let (post_arn, delete_arn) = (connections_arn("POST"), connections_arn("DELETE"));
     let manage_connections = MANAGE_CONNECTIONS.to_ascii_lowercase();
     if template["Globals"]["Function"].get("Policies").is_some() {
         found.push("Globals: function policies must be per function".to_owned());
@@ -219,17 +233,37 @@ fn violations(template: &Value) -> Vec<String> {
                 if targets.is_empty() {
                     found.push(format!("{name}: a statement without Resource"));
                 }
+                if actions.iter().any(|action| action == "sqs:sendmessage") {
+                    let announces = matches!(name.as_str(), SUBSCRIBE | DISCONNECT)
+                        && condition == Some(HAS_PRESENCE);
+                    if name != PUSHER && !announces {
+                        found.push(format!(
+                            "{name}: only the pusher, and the subscribe and disconnect functions under {HAS_PRESENCE}, may send to the queue"
+                        ));
+                    }
+                    if targets.iter().any(|target| target != QUEUE_ARN) {
+                        found.push(format!(
+                            "{name}: sqs:SendMessage beyond the notification queue"
+                        ));
+                    }
+                }
                 let dynamodb = actions.iter().any(|action| action.starts_with("dynamodb:"));
                 if dynamodb && targets.iter().any(|target| target == TABLE_ARN) {
                     found.extend(leading_keys(name, condition, statement, &actions));
                 }
                 for target in &targets {
-                    let is_connections = manages && Some(target) == connections_arn.as_ref();
+                    let posts = Some(target) == post_arn.as_ref();
+                    let closes = Some(target) == delete_arn.as_ref();
+                    let is_connections = manages && (posts || closes);
                     if target == UNREADABLE {
                         found.push(format!("{name}: a resource this test cannot read"));
+                    } else if manages && closes && name != PUSHER {
+                        found.push(format!(
+                            "{name}: only the pusher may close connections (DELETE @connections)"
+                        ));
                     } else if manages && !is_connections {
                         found.push(format!(
-                            "{name}: {MANAGE_CONNECTIONS} on `{target}`, not this API's POST @connections"
+                            "{name}: {MANAGE_CONNECTIONS} on `{target}`, not this API's POST or DELETE @connections"
                         ));
                     } else if target.contains(['*', '?']) && !is_connections {
                         found.push(format!("{name}: resource `{target}` is a wildcard"));
@@ -328,8 +362,23 @@ fn leading_keys(
                     ));
                 }
             }
+            "p#*" => {
+                let presence = matches!(function, PUSHER | SUBSCRIBE | DISCONNECT);
+                if !presence || granted_under != Some(HAS_PRESENCE) {
+                    found.push(format!(
+                        "{function}: only the pusher, subscribe and disconnect functions may reach presence items (p#*), under {HAS_PRESENCE}"
+                    ));
+                } else if let Some(action) = actions
+                    .iter()
+                    .find(|action| !PRESENCE_ACTIONS.contains(&action.as_str()))
+                {
+                    found.push(format!(
+                        "{function}: `{action}` on presence items (p#*) is not a presence call"
+                    ));
+                }
+            }
             other => found.push(format!(
-                "{function}: dynamodb:LeadingKeys `{other}` is not an item kind (c#*, r#* or s#*)"
+                "{function}: dynamodb:LeadingKeys `{other}` is not an item kind (c#*, r#*, s#* or p#*)"
             )),
         }
     }
@@ -383,6 +432,105 @@ fn history_outside_its_condition_or_beyond_its_calls_is_caught() {
         [
             "SubscribeFunction: `dynamodb:putitem` on history items (s#*) is not one of its history calls"
         ]
+    );
+}
+
+#[test]
+fn presence_outside_its_condition_or_beyond_its_calls_is_caught() {
+    let broken = edited(DISCONNECT, |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [dynamodb:UpdateItem], Resource: !GetAtt ConnectionsTable.Arn, Condition: {'ForAllValues:StringLike': {'dynamodb:LeadingKeys': ['p#*']}}}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        [
+            "DisconnectFunction: only the pusher, subscribe and disconnect functions may reach presence items (p#*), under HasPresence"
+        ]
+    );
+
+    let broken = edited("ConnectFunction", |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [dynamodb:GetItem], Resource: !GetAtt ConnectionsTable.Arn, Condition: {'ForAllValues:StringLike': {'dynamodb:LeadingKeys': ['p#*']}}}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        [
+            "ConnectFunction: only the pusher, subscribe and disconnect functions may reach presence items (p#*), under HasPresence"
+        ]
+    );
+
+    let mut broken = template();
+    let presence = &mut broken["Resources"][PUSHER]["Properties"]["Policies"][2];
+    let Value::Tagged(tagged) = presence else {
+        panic!("the pusher's presence policy is an !If");
+    };
+    tagged.value[1]["Statement"][0]["Action"]
+        .as_sequence_mut()
+        .expect("actions")
+        .push(Value::String("dynamodb:DeleteItem".into()));
+    assert_eq!(
+        violations(&broken),
+        ["PusherFunction: `dynamodb:deleteitem` on presence items (p#*) is not a presence call"]
+    );
+}
+
+#[test]
+fn sending_to_the_queue_without_presence_or_beyond_it_is_caught() {
+    let broken = edited(DISCONNECT, |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [sqs:SendMessage], Resource: !GetAtt NotificationsQueue.Arn}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        [
+            "DisconnectFunction: only the pusher, and the subscribe and disconnect functions under HasPresence, may send to the queue"
+        ]
+    );
+
+    let broken = edited(PUSHER, |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [sqs:SendMessage], Resource: !GetAtt NotificationsDeadLetterQueue.Arn}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        ["PusherFunction: sqs:SendMessage beyond the notification queue"]
+    );
+}
+
+#[test]
+fn closing_connections_from_another_function_is_caught() {
+    let mut broken = template();
+    let resume = &mut broken["Resources"][SUBSCRIBE]["Properties"]["Policies"][1];
+    let Value::Tagged(tagged) = resume else {
+        panic!("the resume policy is an !If");
+    };
+    let statements = tagged.value[1]["Statement"]
+        .as_sequence_mut()
+        .expect("statements");
+    let posting = statements
+        .iter_mut()
+        .find(|statement| {
+            texts(statement.get("Action"))
+                .iter()
+                .any(|action| action == MANAGE_CONNECTIONS)
+        })
+        .expect("the resume's post");
+    let resource = text(&posting["Resource"]).replace("/POST/", "/DELETE/");
+    let resource = resource
+        .trim_start_matches("Sub(")
+        .trim_end_matches(')')
+        .to_owned();
+    posting["Resource"] = Value::Tagged(Box::new(TaggedValue {
+        tag: serde_norway::value::Tag::new("Sub"),
+        value: Value::String(resource),
+    }));
+    assert_eq!(
+        violations(&broken),
+        ["SubscribeFunction: only the pusher may close connections (DELETE @connections)"]
     );
 }
 
@@ -470,7 +618,7 @@ fn manage_connections_on_another_api_or_every_api_is_caught() {
         assert_eq!(
             violations(&broken),
             [format!(
-                "PusherFunction: {MANAGE_CONNECTIONS} on `{shown}`, not this API's POST @connections"
+                "PusherFunction: {MANAGE_CONNECTIONS} on `{shown}`, not this API's POST or DELETE @connections"
             )],
             "{target}"
         );
@@ -583,7 +731,7 @@ fn a_table_statement_without_leading_keys_or_reaching_the_ledger_is_caught() {
         [
             "SubscribeFunction: DynamoDB on the table without a ForAllValues:StringLike dynamodb:LeadingKeys condition",
             "SubscribeFunction: only the pusher may reach request items (r#*)",
-            "SubscribeFunction: dynamodb:LeadingKeys `*` is not an item kind (c#*, r#* or s#*)",
+            "SubscribeFunction: dynamodb:LeadingKeys `*` is not an item kind (c#*, r#*, s#* or p#*)",
         ]
     );
 }

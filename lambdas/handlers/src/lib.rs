@@ -20,7 +20,8 @@ pub mod token;
 pub use connect::{Identified, IdentitySource, Refusal, handle_connect};
 pub use disconnect::handle_disconnect;
 pub use pusher::{
-    PusherError, deliver_text, delivery_answer, handle_invocation, handle_sns, handle_sqs,
+    Handled, PusherError, control_answer, deliver_text, delivery_answer, handle_invocation,
+    handle_sns, handle_sqs,
 };
 pub use settings::SettingsError;
 pub use subscribe::handle_route;

@@ -15,6 +15,11 @@
 //! SQS or SNS message ID as the request's ID when it has no `id` of its own (a redelivered
 //! request is then skipped when a ledger is configured).
 //!
+//! A payload with an `"action"` is a control request (`disconnect`, `subscribe`,
+//! `unsubscribe`; see [`wspush_domain::control`]), a sibling of the notification requests on
+//! the same queue: it is carried out by the [`ControlService`](wspush_ports::ControlService)
+//! over the same store and gateway, and reported failed (so retried) like a delivery.
+//!
 //! The handler takes the raw payload text, so a request's `data` is sent exactly as its
 //! producer wrote it (key order, number spelling) and duplicate fields are caught.
 
@@ -25,9 +30,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
-use wspush_domain::{NotificationRequest, RequestError, RequestId};
+use wspush_domain::{
+    ControlError, ControlRequest, NotificationRequest, RequestError, RequestId, is_control_request,
+};
 use wspush_ports::{
-    ConnectionGateway, ConnectionStore, Delivery, DeliveryContext, DeliveryFailure, PushService,
+    ConnectionGateway, ConnectionStore, ControlFailure, ControlReport, Delivery, DeliveryContext,
+    DeliveryFailure, PushService, with_causes,
 };
 
 /// Why a pusher invocation failed.
@@ -39,6 +47,12 @@ pub enum PusherError {
     /// A notification request was malformed.
     #[error("invalid notification request: {0}")]
     Request(#[from] RequestError),
+    /// A control request was malformed.
+    #[error("invalid control request: {0}")]
+    Control(#[from] ControlError),
+    /// A control request failed and must be retried by its source.
+    #[error("control request failed: {0}")]
+    ControlFailed(#[source] ControlFailure),
     /// A delivery failed and must be retried by its source.
     #[error("delivery failed: {0}")]
     Failed(DeliveryFailure),
@@ -95,11 +109,51 @@ where
             let deliveries = handle_sns(event, service, deadline).await?;
             Ok(json!({ "pushed": deliveries.len() }))
         }
-        _ => {
-            let delivery = deliver_text(payload, service, deadline, None).await?;
-            Ok(delivery_answer(&delivery))
+        _ => match deliver_text(payload, service, deadline, None).await? {
+            Handled::Delivered(delivery) => Ok(delivery_answer(&delivery)),
+            Handled::Controlled(report) => Ok(control_answer(&report)),
+        },
+    }
+}
+
+/// What one payload came to: a notification request's delivery, or a control request's
+/// report.
+#[derive(Debug)]
+// A delivery is the common case and is moved once; boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub enum Handled {
+    /// A notification request, delivered (or not: see [`Delivery::succeeded`]).
+    Delivered(Delivery),
+    /// A control request, carried out.
+    Controlled(ControlReport),
+}
+
+impl Handled {
+    /// Whether nothing is left to retry.
+    pub fn succeeded(&self) -> bool {
+        match self {
+            Handled::Delivered(delivery) => delivery.succeeded(),
+            Handled::Controlled(_) => true,
         }
     }
+
+    /// The answer to a direct invoke or a local `POST /notifications`.
+    pub fn answer(&self) -> Value {
+        match self {
+            Handled::Delivered(delivery) => delivery_answer(delivery),
+            Handled::Controlled(report) => control_answer(report),
+        }
+    }
+}
+
+/// A control request's report, with `"complete": true` (a failed one is an error instead).
+pub fn control_answer(report: &ControlReport) -> Value {
+    let mut answer = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert("complete".into(), Value::Bool(true));
+        fields.insert("outcome".into(), Value::from("complete"));
+    }
+    answer
 }
 
 /// The answer to a direct invoke or a local `POST /notifications`: the push report, with
@@ -185,7 +239,7 @@ where
         return false;
     };
     match deliver_text(body, service, deadline, message.message_id.as_deref()).await {
-        Ok(delivery) => delivery.succeeded(),
+        Ok(handled) => handled.succeeded(),
         Err(_) => false,
     }
 }
@@ -203,7 +257,7 @@ where
     let mut deliveries = Vec::with_capacity(event.records.len());
     for record in event.records {
         let span = tracing::info_span!("sns_record", message_id = %record.sns.message_id);
-        let delivery = deliver_text(
+        let handled = deliver_text(
             &record.sns.message,
             service,
             deadline,
@@ -211,6 +265,10 @@ where
         )
         .instrument(span)
         .await?;
+        let delivery = match handled {
+            Handled::Delivered(delivery) => delivery,
+            Handled::Controlled(_) => continue,
+        };
         match delivery {
             Delivery::Failed { reason, .. } => return Err(PusherError::Failed(reason)),
             Delivery::InProgress { id, .. } => return Err(PusherError::InProgress(id)),
@@ -222,10 +280,46 @@ where
     Ok(deliveries)
 }
 
-/// Parses and delivers one notification request, the text of a direct invoke, an SQS
-/// message's body or an SNS message, before `deadline`. `message_id` is the ID of the SQS or
-/// SNS message that carried it, the request's ID when it has no `id` of its own.
+/// Parses and delivers one notification request (or carries out one control request), the
+/// text of a direct invoke, an SQS message's body or an SNS message, before `deadline`.
+/// `message_id` is the ID of the SQS or SNS message that carried it, the request's ID when
+/// it has no `id` of its own.
 pub async fn deliver_text<S, G>(
+    text: &str,
+    service: &PushService<S, G>,
+    deadline: Option<Instant>,
+    message_id: Option<&str>,
+) -> Result<Handled, PusherError>
+where
+    S: ConnectionStore + ?Sized,
+    G: ConnectionGateway + ?Sized,
+{
+    if is_control_request(text) {
+        let request = ControlRequest::parse(text).inspect_err(|error| {
+            tracing::error!(
+                field = error.field(),
+                "malformed control request; reporting it failed"
+            );
+            tracing::debug!(%error, "malformed control request");
+        })?;
+        return match service.control().apply(&request).await {
+            Ok(report) => Ok(Handled::Controlled(report)),
+            Err(failure) => {
+                tracing::error!(
+                    action = request.action().as_str(),
+                    error = %with_causes(&failure),
+                    "control request failed; reporting it failed"
+                );
+                Err(PusherError::ControlFailed(failure))
+            }
+        };
+    }
+    deliver_notification(text, service, deadline, message_id)
+        .await
+        .map(Handled::Delivered)
+}
+
+async fn deliver_notification<S, G>(
     text: &str,
     service: &PushService<S, G>,
     deadline: Option<Instant>,

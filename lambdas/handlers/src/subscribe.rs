@@ -10,6 +10,11 @@
 //! reply adds `"recovered": {"room:42": 3}` and `"gaps": [...]` (streams the history no
 //! longer reaches back to: reload them).
 //!
+//! `{"action": "presence", "topic": "room:42", "limit": 100}` asks who is in a topic that keeps
+//! presence, from a connection subscribed to it: `{"ok": true, "action": "presence", "topic":
+//! "room:42", "users": ["ana", "bo"], "total": 2}` (at most `limit` users, default 100, at most
+//! 1,000; `total` counts them all). Anyone else gets a 403 naming the rule.
+//!
 //! A message may carry an `"id"` (1 to 64 visible ASCII characters), which its reply echoes:
 //! API Gateway runs a socket's messages concurrently, so replies can come in any order. A bad body or a denied topic never crashes
 //! the function: it gets an error reply naming the problem.
@@ -17,10 +22,29 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use serde::Deserialize;
 use serde_json::json;
-use wspush_domain::{ExternalId, IdError, Since, SinceError};
-use wspush_ports::{ConnectionStore, Resumed, SubscribeError, SubscriptionService};
+use wspush_domain::presence::{DEFAULT_PRESENCE_LIMIT, MAX_PRESENCE_LIMIT};
+use wspush_domain::{ConnectionId, ExternalId, IdError, Since, SinceError, UserId};
+use wspush_ports::{ConnectionStore, Members, Resumed, SubscribeError, SubscriptionService};
 
 use crate::response::{connection_id, response};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceBody {
+    #[serde(rename = "action")]
+    _action: String,
+    topic: String,
+    #[serde(default)]
+    limit: Option<serde_json::Value>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// Only the action, to choose the shape the rest must have.
+#[derive(Debug, Deserialize)]
+struct ActionProbe {
+    action: Option<String>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +67,8 @@ pub enum RouteAction {
     Subscribe,
     /// `"unsubscribe"`.
     Unsubscribe,
+    /// `"presence"`: who is in the one topic.
+    Presence,
 }
 
 impl RouteAction {
@@ -51,6 +77,7 @@ impl RouteAction {
         match self {
             RouteAction::Subscribe => "subscribe",
             RouteAction::Unsubscribe => "unsubscribe",
+            RouteAction::Presence => "presence",
         }
     }
 }
@@ -60,8 +87,10 @@ impl RouteAction {
 pub struct RouteRequest {
     /// What to do.
     pub action: RouteAction,
-    /// The topics, in the order given.
+    /// The topics, in the order given (a presence query's one topic).
     pub topics: Vec<ExternalId>,
+    /// How many users a presence query lists at most (`None` for the other actions).
+    pub limit: Option<usize>,
     /// Where a subscribe resumes each stream from (empty when it does not).
     pub since: Since,
     /// The sender's ID for the message, echoed in the reply (so that a client can tell
@@ -96,9 +125,15 @@ pub enum RouteBodyProblem {
     /// missing or repeated field), as the JSON reader put it.
     #[error("invalid message: {0}")]
     Invalid(String),
-    /// The action is neither `subscribe` nor `unsubscribe`.
-    #[error("unknown action `{0}`; expected subscribe or unsubscribe")]
+    /// The action is not one of the routes'.
+    #[error("unknown action `{0}`; expected subscribe, unsubscribe or presence")]
     UnknownAction(String),
+    /// A presence query's `limit` is not an integer in range.
+    #[error("field `limit` must be an integer from 1 to {max}")]
+    Limit {
+        /// The largest limit.
+        max: usize,
+    },
     /// `topics` was empty.
     #[error("field `topics` must name at least one topic")]
     NoTopics,
@@ -148,20 +183,58 @@ pub fn parse_route_body(text: Option<&str>) -> Result<RouteRequest, RouteBodyErr
     if !text.trim_start().starts_with('{') {
         return Err(RouteBodyError::new(None, RouteBodyProblem::NotAnObject));
     }
+    if serde_json::from_str::<ActionProbe>(text)
+        .is_ok_and(|probe| probe.action.as_deref() == Some("presence"))
+    {
+        return parse_presence_body(text);
+    }
     let body: RouteBody = serde_json::from_str(text)
         .map_err(|error| RouteBodyError::new(None, RouteBodyProblem::Invalid(error.to_string())))?;
-    if let Some(id) = &body.id
+    check_id(body.id.as_deref(), body.action.as_str())?;
+    let id = body.id.clone();
+    parse_fields(body).map_err(|error| error.with_id(id.as_deref()))
+}
+
+/// `{"action": "presence", "topic": ..., "limit": ...}`.
+fn parse_presence_body(text: &str) -> Result<RouteRequest, RouteBodyError> {
+    let name = Some(RouteAction::Presence.as_str());
+    let body: PresenceBody = serde_json::from_str(text)
+        .map_err(|error| RouteBodyError::new(name, RouteBodyProblem::Invalid(error.to_string())))?;
+    check_id(body.id.as_deref(), RouteAction::Presence.as_str())?;
+    let fail = |problem| RouteBodyError::new(name, problem).with_id(body.id.as_deref());
+    let topic = ExternalId::parse(body.topic.clone())
+        .map_err(|error| fail(RouteBodyProblem::Topic { index: 0, error }))?;
+    let limit = match &body.limit {
+        None | Some(serde_json::Value::Null) => DEFAULT_PRESENCE_LIMIT,
+        Some(value) => value
+            .as_u64()
+            .and_then(|limit| usize::try_from(limit).ok())
+            .filter(|limit| (1..=MAX_PRESENCE_LIMIT).contains(limit))
+            .ok_or_else(|| {
+                fail(RouteBodyProblem::Limit {
+                    max: MAX_PRESENCE_LIMIT,
+                })
+            })?,
+    };
+    Ok(RouteRequest {
+        action: RouteAction::Presence,
+        topics: vec![topic],
+        limit: Some(limit),
+        since: Since::default(),
+        id: body.id,
+    })
+}
+
+/// Refuses an `id` that is not 1 to 64 visible ASCII characters.
+fn check_id(id: Option<&str>, action: &str) -> Result<(), RouteBodyError> {
+    if let Some(id) = id
         && (id.is_empty()
             || id.chars().count() > MAX_MESSAGE_ID_CHARS
             || !id.chars().all(|c| c.is_ascii_graphic()))
     {
-        return Err(RouteBodyError::new(
-            Some(body.action.as_str()),
-            RouteBodyProblem::Id,
-        ));
+        return Err(RouteBodyError::new(Some(action), RouteBodyProblem::Id));
     }
-    let id = body.id.clone();
-    parse_fields(body).map_err(|error| error.with_id(id.as_deref()))
+    Ok(())
 }
 
 /// The fields after `id`.
@@ -198,12 +271,13 @@ fn parse_fields(body: RouteBody) -> Result<RouteRequest, RouteBodyError> {
                 RouteBodyProblem::SinceOnUnsubscribe,
             ));
         }
-        (RouteAction::Subscribe, Some(value)) => Since::parse(&value, &topics)
+        (_, Some(value)) => Since::parse(&value, &topics)
             .map_err(|error| RouteBodyError::new(name, RouteBodyProblem::Since(error)))?,
     };
     Ok(RouteRequest {
         action,
         topics,
+        limit: None,
         since,
         id: body.id,
     })
@@ -237,6 +311,7 @@ where
     let RouteRequest {
         action,
         topics,
+        limit,
         since,
         id,
     } = match parse_route_body(event.body.as_deref()) {
@@ -254,13 +329,33 @@ where
             );
         }
     };
-    let result = if action == RouteAction::Subscribe {
-        service.subscribe_since(&connection, &topics, &since).await
-    } else {
-        service
+    let result = match action {
+        RouteAction::Subscribe => service.subscribe_since(&connection, &topics, &since).await,
+        RouteAction::Unsubscribe => service
             .unsubscribe(&connection, &topics)
             .await
-            .map(|()| (topics, None))
+            .map(|()| (topics, None)),
+        RouteAction::Presence => {
+            let topic = &topics[0];
+            let limit = limit.unwrap_or(DEFAULT_PRESENCE_LIMIT);
+            return match service.presence(&connection, topic, limit).await {
+                Ok(Members { users, total }) => {
+                    let users: Vec<&str> = users.iter().map(UserId::as_str).collect();
+                    let mut body = json!({
+                        "ok": true,
+                        "action": action.as_str(),
+                        "topic": topic.as_str(),
+                        "users": users,
+                        "total": total,
+                    });
+                    if let Some(id) = &id {
+                        body["id"] = id.as_str().into();
+                    }
+                    response(200, body.to_string())
+                }
+                Err(error) => refusal(&connection, action, id.as_deref(), error),
+            };
+        }
     };
     match result {
         Ok((topics, resumed)) => {
@@ -280,22 +375,28 @@ where
             }
             response(200, body.to_string())
         }
-        Err(SubscribeError::Denied(denial)) => {
+        Err(error) => refusal(&connection, action, id.as_deref(), error),
+    }
+}
+
+/// The reply to a request the service refused or failed.
+fn refusal(
+    connection: &ConnectionId,
+    action: RouteAction,
+    id: Option<&str>,
+    error: SubscribeError,
+) -> ApiGatewayProxyResponse {
+    match error {
+        SubscribeError::Denied(denial) => {
             // The reply names the topic; the log names only the rule (topics can name users).
             tracing::info!(%connection, rule = denial.rule(), "subscription denied");
-            reply(403, Some(action.as_str()), id.as_deref(), denial)
+            reply(403, Some(action.as_str()), id, denial)
         }
-        Err(error @ SubscribeError::NotConnected(_)) => {
-            reply(410, Some(action.as_str()), id.as_deref(), error)
-        }
-        Err(SubscribeError::Store(error)) => {
+        error @ SubscribeError::NotConnected(_) => reply(410, Some(action.as_str()), id, error),
+        error @ SubscribeError::NoPresence(_) => reply(400, Some(action.as_str()), id, error),
+        SubscribeError::Store(error) => {
             tracing::error!(%connection, error = %anyhow::Error::new(error), "the store failed");
-            reply(
-                500,
-                Some(action.as_str()),
-                id.as_deref(),
-                "internal error; try again",
-            )
+            reply(500, Some(action.as_str()), id, "internal error; try again")
         }
     }
 }

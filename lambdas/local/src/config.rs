@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
-use wspush_domain::{HistoryPolicy, SubscriptionPolicy};
+use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_handlers::token::TokenVerifier;
 use wspush_ports::PushConfig;
 
@@ -54,6 +54,9 @@ pub struct LocalConfig {
     /// Which streams keep history, so that a subscribe `since` a position is caught up (off
     /// by default, as `WSPUSH_HISTORY_NAMESPACES`).
     pub history: HistoryPolicy,
+    /// Which topics keep presence: joins and leaves to their subscribers, and the presence
+    /// query (off by default, as `WSPUSH_PRESENCE_NAMESPACES`).
+    pub presence: PresencePolicy,
     /// Injected faults and latency on `POST @connections`.
     pub faults: Faults,
     /// The subprotocols `$connect` may answer with, as `WSPUSH_SUBPROTOCOLS`; `None` for
@@ -85,6 +88,7 @@ impl Default for LocalConfig {
             push: PushConfig::default(),
             empty_lists_mean_everyone: false,
             history: HistoryPolicy::default(),
+            presence: PresencePolicy::off(),
             faults: Faults::default(),
             subprotocols: None,
             concurrent_messages: false,

@@ -131,6 +131,7 @@ pub fn route_of(body: &str) -> &'static str {
     match action.as_deref() {
         Some("subscribe") => "subscribe",
         Some("unsubscribe") => "unsubscribe",
+        Some("presence") => "presence",
         Some("ping") => "ping",
         _ => "$default",
     }

@@ -101,7 +101,9 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("binding {}", config.address))?;
     let address = listener.local_addr()?;
-    let state = Arc::new(AppState::build(config, address).await?);
+    let (state, queued) = AppState::build(config, address).await?;
+    let state = Arc::new(state);
+    tokio::spawn(crate::queue::drain(Arc::downgrade(&state), queued));
     let stage = state.config.stage.clone();
     let app = routes::router(Arc::clone(&state));
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -21,6 +21,7 @@ mod faults;
 mod gateway;
 mod guard;
 mod management;
+mod queue;
 mod registry;
 mod routes;
 mod socket;

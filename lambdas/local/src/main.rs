@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wspush_adapters::HttpDocument;
-use wspush_domain::{HistoryPolicy, SubscriptionPolicy};
+use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::token::TokenVerifier;
 use wspush_local::{Faults, LocalConfig, StoreChoice, start};
@@ -106,6 +106,10 @@ struct Args {
     /// The most messages a stream keeps.
     #[arg(long, default_value_t = 100, env = settings::HISTORY_SIZE)]
     history_size: u32,
+    /// Topic namespaces that keep presence (comma-separated): joins and leaves are pushed to
+    /// their subscribers, and `{"action":"presence","topic":...}` answers who is there.
+    #[arg(long, value_delimiter = ',', env = settings::PRESENCE_NAMESPACES)]
+    presence_namespaces: Vec<String>,
     /// Latency added to every POST @connections, in milliseconds.
     #[arg(long, default_value_t = 0)]
     post_latency_ms: u64,
@@ -237,6 +241,13 @@ async fn main() -> anyhow::Result<()> {
         args.history_size,
     )
     .context("the history arguments (--history-*)")?;
+    let presence = PresencePolicy::new(
+        args.presence_namespaces
+            .iter()
+            .map(|namespace| namespace.trim())
+            .filter(|namespace| !namespace.is_empty()),
+    )
+    .context("the argument --presence-namespaces")?;
     let token = token_verifier(&args).await?;
     let tokens_required = token.is_some();
     let config = LocalConfig {
@@ -258,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
         },
         empty_lists_mean_everyone: args.empty_lists_mean_everyone,
         history,
+        presence,
         faults: Faults {
             latency: Duration::from_millis(args.post_latency_ms),
             jitter: Duration::from_millis(args.post_jitter_ms),

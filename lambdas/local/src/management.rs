@@ -5,15 +5,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use wspush_domain::limits::MAX_PAYLOAD_BYTES;
-use wspush_domain::{ConnectionId, NotificationRequest};
+use wspush_domain::{ConnectionId, ExternalId, NotificationRequest};
 use wspush_handlers::PusherError;
-use wspush_handlers::pusher::{deliver_text, delivery_answer};
+use wspush_handlers::pusher::deliver_text;
 
 use crate::faults::Injected;
 use crate::registry::Outbound;
@@ -188,22 +188,75 @@ pub async fn notifications(State(state): State<Arc<AppState>>, body: Bytes) -> R
             .into_response();
     };
     match deliver_text(text, &state.pusher, None, None).await {
-        Ok(delivery) => {
-            let status = if delivery.succeeded() {
+        Ok(handled) => {
+            let status = if handled.succeeded() {
                 StatusCode::OK
             } else {
                 StatusCode::BAD_GATEWAY
             };
-            (status, delivery_answer(&delivery).to_string()).into_response()
+            (status, handled.answer().to_string()).into_response()
         }
         Err(PusherError::Request(error)) => (
             StatusCode::BAD_REQUEST,
             json!({"error": error.to_string(), "field": error.field()}).to_string(),
         )
             .into_response(),
+        Err(PusherError::Control(error)) => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": error.to_string(), "field": error.field()}).to_string(),
+        )
+            .into_response(),
+        Err(error @ PusherError::ControlFailed(_)) => (
+            StatusCode::BAD_GATEWAY,
+            json!({"error": format!("{:#}", anyhow::Error::new(error))}).to_string(),
+        )
+            .into_response(),
         Err(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": error.to_string()}).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /occupancy?topic=room:42`: how many live connections are subscribed to the topic,
+/// and how many distinct users they belong to (read-only, any topic).
+pub async fn occupancy(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let topic = match query
+        .get("topic")
+        .map(|topic| ExternalId::parse(topic.clone()))
+    {
+        Some(Ok(topic)) => topic,
+        Some(Err(error)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("parameter `topic`: {error}"), "field": "topic"})
+                    .to_string(),
+            )
+                .into_response();
+        }
+        None => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "parameter `topic` is required: /occupancy?topic=room:42", "field": "topic"})
+                    .to_string(),
+            )
+                .into_response();
+        }
+    };
+    match wspush_ports::occupancy(Arc::clone(&state.store), &topic, state.clock.now()).await {
+        Ok(counted) => (
+            StatusCode::OK,
+            json!({"topic": topic.as_str(), "connections": counted.connections, "users": counted.users})
+                .to_string(),
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": wspush_ports::with_causes(&error)}).to_string(),
         )
             .into_response(),
     }

@@ -23,6 +23,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/", get(management::demo_page))
         .route("/client.js", get(management::client_library))
         .route("/notifications", post(management::notifications))
+        .route("/occupancy", get(management::occupancy))
         .route("/_local/connections", get(management::open_connections))
         .route(
             "/_local/virtual-connections",

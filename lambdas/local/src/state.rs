@@ -12,12 +12,13 @@ use wspush_adapters::{
 use wspush_handlers::IdentitySource;
 use wspush_ports::{
     Clock, ConnectionGateway, ConnectionService, ConnectionStore, HistoryStore, LedgerConfig,
-    PushService, RequestLedger, SubscriptionService,
+    Presence, PresenceStore, PushService, RequestLedger, SubscriptionService,
 };
 
 use crate::config::{LocalConfig, StoreChoice};
 use crate::faults::FaultInjector;
 use crate::guard::Guard;
+use crate::queue::{InProcessQueue, Received};
 use crate::registry::Registry;
 use crate::virtuals::VirtualConnections;
 
@@ -52,15 +53,23 @@ pub(crate) struct AppState {
 impl AppState {
     /// The state of a gateway listening on `address`: the store (created if missing), and
     /// the services over it.
-    pub(crate) async fn build(config: LocalConfig, address: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) async fn build(
+        config: LocalConfig,
+        address: SocketAddr,
+    ) -> anyhow::Result<(Self, Received)> {
         let sdk = local_sdk_config("us-east-1", "local", "local");
         // The store is also the pusher's request ledger, so a request with an `id` is pushed
         // once, and the history store.
-        type Stores = (Arc<Store>, Arc<dyn RequestLedger>, Arc<dyn HistoryStore>);
-        let (store, ledger, history): Stores = match &config.store {
+        type Stores = (
+            Arc<Store>,
+            Arc<dyn RequestLedger>,
+            Arc<dyn HistoryStore>,
+            Arc<dyn PresenceStore>,
+        );
+        let (store, ledger, history, presence): Stores = match &config.store {
             StoreChoice::Memory => {
                 let store = Arc::new(MemoryStore::new());
-                (store.clone(), store.clone(), store)
+                (store.clone(), store.clone(), store.clone(), store)
             }
             StoreChoice::DynamoDb { endpoint, table } => {
                 let client = aws_sdk_dynamodb::Client::from_conf(
@@ -74,18 +83,21 @@ impl AppState {
                     .await
                     .with_context(|| format!("creating table {table} on {endpoint}"))?;
                 let store = Arc::new(store);
-                (store.clone(), store.clone(), store)
+                (store.clone(), store.clone(), store.clone(), store)
             }
         };
+        let (queue, received) = InProcessQueue::new();
+        let presence = Presence::new(config.presence.clone(), presence, Arc::new(queue));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let gateway = Arc::new(ApiGatewayGateway::new(
             &sdk,
             &ApiGatewayConfig::new(format!("http://{address}/{}", config.stage)),
         ));
-        Ok(AppState {
+        let state = AppState {
             domain: address.to_string(),
             registry: Registry::default(),
-            connections: ConnectionService::new(Arc::clone(&store), Arc::clone(&clock)),
+            connections: ConnectionService::new(Arc::clone(&store), Arc::clone(&clock))
+                .with_presence(presence.clone()),
             subscriptions: SubscriptionService::new(
                 Arc::clone(&store),
                 Arc::clone(&clock),
@@ -95,11 +107,13 @@ impl AppState {
                 Arc::clone(&history),
                 Arc::clone(&gateway) as Arc<dyn ConnectionGateway>,
                 config.history.clone(),
-            ),
+            )
+            .with_presence(presence.clone()),
             pusher: PushService::new(Arc::clone(&store), gateway, Arc::clone(&clock), config.push)?
                 .with_ledger(ledger, LedgerConfig::default())
                 .with_empty_lists_meaning_everyone(config.empty_lists_mean_everyone)
-                .with_history(history, config.history.clone()),
+                .with_history(history, config.history.clone())
+                .with_presence(presence),
             faults: FaultInjector::new(config.faults.clone()),
             virtuals: VirtualConnections::default(),
             clock,
@@ -111,6 +125,7 @@ impl AppState {
             guard: Guard::new(address, &config.allowed_hosts, &config.allowed_origins),
             store,
             config,
-        })
+        };
+        Ok((state, received))
     }
 }

@@ -7,7 +7,8 @@
 //! queue, where continuations go; unset for none), `WSPUSH_MAX_GENERATIONS`,
 //! `WSPUSH_DEADLINE_MARGIN_MS`, `WSPUSH_SCATTER_ABOVE`, `WSPUSH_SCATTER_SEGMENTS`,
 //! `WSPUSH_IDEMPOTENCY_TTL_SECONDS`, `WSPUSH_EMPTY_LISTS_MEAN_EVERYONE`,
-//! `WSPUSH_HISTORY_NAMESPACES`, `WSPUSH_HISTORY_TTL_SECONDS`, `WSPUSH_HISTORY_SIZE` (see
+//! `WSPUSH_HISTORY_NAMESPACES`, `WSPUSH_HISTORY_TTL_SECONDS`, `WSPUSH_HISTORY_SIZE`,
+//! `WSPUSH_PRESENCE_NAMESPACES` (the leaves of pruned connections go to the queue; see
 //! `wspush_handlers::settings`).
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use wspush_handlers::{
     handle_invocation,
     settings::{FunctionSettings, PusherSettings},
 };
-use wspush_ports::PushService;
+use wspush_ports::{Presence, PushService};
 
 // One thread: the pusher waits on the network, and a Lambda below 1,769 MB has at most one
 // vCPU. The benchmark (BENCHMARKS.md) measured a current-thread runtime at about a third less
@@ -51,7 +52,13 @@ async fn main() -> Result<(), Error> {
     .with_history(store.clone(), settings.history);
     if let Some((queue_url, continuation_config)) = settings.continuations {
         let queue = Arc::new(SqsPublisher::new(&sdk, queue_url));
-        service = service.with_continuations(queue, continuation_config);
+        service = service
+            .with_presence(Presence::new(
+                settings.presence,
+                store.clone(),
+                queue.clone(),
+            ))
+            .with_continuations(queue, continuation_config);
     }
     if let Some(ledger_config) = settings.ledger {
         service = service.with_ledger(store, ledger_config);

@@ -1,9 +1,9 @@
 //! What each function reads, named once: one struct per function, read whole at cold start.
 
-use wspush_domain::{HistoryPolicy, SubscriptionPolicy};
+use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig};
 
-use crate::settings::names::{EMPTY_LISTS_MEAN_EVERYONE, FUNCTION_NAME};
+use crate::settings::names::{EMPTY_LISTS_MEAN_EVERYONE, FUNCTION_NAME, QUEUE_URL};
 use crate::settings::{IdentityPlan, Settings, SettingsError};
 
 /// What one function reads, as a whole.
@@ -36,17 +36,21 @@ impl FunctionSettings for ConnectSettings {
     }
 }
 
-/// What the disconnect function reads: the table.
+/// What the disconnect function reads: the table, and the presence whose leaves it
+/// enqueues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisconnectSettings {
     /// The connections table.
     pub table: String,
+    /// Which topics keep presence, and the queue their events go to; `None` when off.
+    pub presence: Option<(PresencePolicy, String)>,
 }
 
 impl FunctionSettings for DisconnectSettings {
     fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         Ok(Self {
             table: settings.table()?,
+            presence: settings.presence_events()?,
         })
     }
 }
@@ -62,6 +66,8 @@ pub struct SubscribeSettings {
     /// Which streams keep history; with it on, the `@connections` endpoint that recovered
     /// messages are posted through.
     pub history: Option<(HistoryPolicy, String)>,
+    /// Which topics keep presence, and the queue their events go to; `None` when off.
+    pub presence: Option<(PresencePolicy, String)>,
 }
 
 impl FunctionSettings for SubscribeSettings {
@@ -75,6 +81,7 @@ impl FunctionSettings for SubscribeSettings {
             table: settings.table()?,
             policy: settings.subscription_policy()?,
             history,
+            presence: settings.presence_events()?,
         })
     }
 }
@@ -99,6 +106,9 @@ pub struct PusherSettings {
     pub empty_lists_mean_everyone: bool,
     /// Which streams keep history (off unless namespaces are named).
     pub history: HistoryPolicy,
+    /// Which topics keep presence (off unless namespaces are named): the leaves of the
+    /// connections it prunes go to the queue of `continuations`, which it then requires.
+    pub presence: PresencePolicy,
 }
 
 impl FunctionSettings for PusherSettings {
@@ -115,7 +125,12 @@ impl FunctionSettings for PusherSettings {
                 .unwrap_or_else(|| "pusher".to_owned());
             (namespace, function)
         });
+        let presence = settings.presence_policy()?;
+        if presence.is_on() && settings.queue_url().is_none() {
+            return Err(SettingsError::Missing(QUEUE_URL));
+        }
         Ok(Self {
+            presence,
             table,
             management_endpoint,
             push,

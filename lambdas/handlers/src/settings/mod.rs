@@ -16,6 +16,7 @@ mod identity;
 mod identity_tests;
 pub mod names;
 mod policy;
+mod presence;
 mod push;
 #[cfg(test)]
 mod tests;

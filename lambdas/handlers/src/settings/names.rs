@@ -55,6 +55,10 @@ pub const HISTORY_NAMESPACES: &str = "WSPUSH_HISTORY_NAMESPACES";
 pub const HISTORY_TTL_SECONDS: &str = "WSPUSH_HISTORY_TTL_SECONDS";
 /// The most messages a stream keeps (default 100).
 pub const HISTORY_SIZE: &str = "WSPUSH_HISTORY_SIZE";
+/// Comma-separated topic namespaces that keep presence (joins, leaves and the presence
+/// query); unset or empty for none. With it set, the subscribe and disconnect functions
+/// enqueue the events to [`QUEUE_URL`], which they then require.
+pub const PRESENCE_NAMESPACES: &str = "WSPUSH_PRESENCE_NAMESPACES";
 /// The most posts in flight per push (default 256).
 pub const MAX_IN_FLIGHT: &str = "WSPUSH_MAX_IN_FLIGHT";
 /// Connections per store page (default 500).
