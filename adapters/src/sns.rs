@@ -25,14 +25,10 @@ impl SnsPublisher {
             topic_arn: topic_arn.into(),
         }
     }
-}
 
-#[async_trait]
-impl NotificationPublisher for SnsPublisher {
-    async fn publish(&self, request: &NotificationRequest) -> Result<MessageId, PublishError> {
-        let body = bodies(std::slice::from_ref(request))
-            .pop()
-            .unwrap_or_else(|| Err(PublishError::Rejected("nothing to publish".into())))?;
+    /// Publishes one message as it is (a control request, say: the pusher reads every
+    /// message the topic delivers) and returns its message ID.
+    pub async fn publish_text(&self, body: &str) -> Result<MessageId, PublishError> {
         let output = self
             .client
             .publish()
@@ -42,6 +38,16 @@ impl NotificationPublisher for SnsPublisher {
             .await
             .map_err(publish_error)?;
         Ok(output.message_id().unwrap_or_default().to_owned())
+    }
+}
+
+#[async_trait]
+impl NotificationPublisher for SnsPublisher {
+    async fn publish(&self, request: &NotificationRequest) -> Result<MessageId, PublishError> {
+        let body = bodies(std::slice::from_ref(request))
+            .pop()
+            .unwrap_or_else(|| Err(PublishError::Rejected("nothing to publish".into())))?;
+        self.publish_text(&body).await
     }
 
     async fn publish_batch(

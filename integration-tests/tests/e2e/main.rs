@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod limits;
 mod origins;
+mod presence;
 mod resume;
 mod scenarios;
 mod security;

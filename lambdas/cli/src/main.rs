@@ -8,6 +8,7 @@
 //! of its own (pruning is `ConnectionService::prune_gone`).
 
 mod connections;
+mod control;
 mod notify;
 mod token;
 
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
+use wspush_domain::ControlAction;
 use wspush_handlers::settings::names;
 
 const EXAMPLES: &str = "Examples:
@@ -31,6 +33,10 @@ const EXAMPLES: &str = "Examples:
   wspush connections count --table wspush-ConnectionsTable-ABC
   wspush connections list --json
   wspush connections prune --management-endpoint https://abc.execute-api.eu-west-1.amazonaws.com/prod
+  # a backend's control of its users' connections (through the same queue), and a topic's occupancy
+  wspush disconnect --users u-1 --via sqs --queue-url \"$QUEUE_URL\"
+  wspush subscribe --users u-1,u-2 --topics room:42
+  wspush occupancy --topic room:42 --table wspush-ConnectionsTable-ABC
   # a development token for a local gateway started with the same WSPUSH_JWT_* variables
   wspush token --sub u-1 --topics 'room:*,ticker:AAPL'";
 
@@ -51,6 +57,15 @@ enum Command {
     Notify(NotifyArgs),
     /// Print an HS256 token for development (a local gateway run with the same secret).
     Token(TokenArgs),
+    /// Close every connection of the given users or connections (logout, ban).
+    Disconnect(ControlArgs),
+    /// Subscribe every live connection of the given users to topics (the client policy does
+    /// not apply).
+    Subscribe(ControlArgs),
+    /// Unsubscribe every live connection of the given users from topics.
+    Unsubscribe(ControlArgs),
+    /// How many live connections, and distinct users, a topic has.
+    Occupancy(OccupancyArgs),
     /// List, count or prune the connections in the store.
     Connections {
         #[command(subcommand)]
@@ -113,6 +128,48 @@ struct NotifyArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     local_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ControlArgs {
+    /// Users whose live connections are acted on (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    users: Vec<String>,
+    /// Connections acted on.
+    #[arg(long, value_delimiter = ',')]
+    connections: Vec<String>,
+    /// The topics (subscribe and unsubscribe).
+    #[arg(long, value_delimiter = ',')]
+    topics: Vec<String>,
+    /// Where to send it.
+    #[arg(long, value_enum, default_value = "local")]
+    via: Via,
+    /// The SQS queue URL (--via sqs).
+    #[arg(long, env = names::QUEUE_URL)]
+    queue_url: Option<String>,
+    /// The SNS topic ARN (--via sns).
+    #[arg(long, env = names::TOPIC_ARN)]
+    topic_arn: Option<String>,
+    /// The local gateway (--via local).
+    #[arg(
+        long,
+        env = names::LOCAL_URL,
+        default_value = "http://127.0.0.1:8080"
+    )]
+    local_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct OccupancyArgs {
+    /// The topic.
+    #[arg(long)]
+    topic: String,
+    /// The DynamoDB table (the endpoint follows AWS_ENDPOINT_URL_DYNAMODB).
+    #[arg(long, env = names::TABLE)]
+    table: Option<String>,
+    /// A local gateway instead of DynamoDB.
+    #[arg(long, env = names::LOCAL_URL)]
+    local_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,6 +256,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Notify(args) => notify::notify(args, cli.json).await,
         Command::Token(args) => token::token(&args),
+        Command::Disconnect(args) => {
+            control::control(ControlAction::Disconnect, args, cli.json).await
+        }
+        Command::Subscribe(args) => {
+            control::control(ControlAction::Subscribe, args, cli.json).await
+        }
+        Command::Unsubscribe(args) => {
+            control::control(ControlAction::Unsubscribe, args, cli.json).await
+        }
+        Command::Occupancy(args) => control::occupancy(args, cli.json).await,
         Command::Connections {
             action,
             table,

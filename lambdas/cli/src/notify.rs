@@ -14,7 +14,7 @@ use wspush_ports::NotificationPublisher;
 
 use crate::{NotifyArgs, Via, invalid};
 
-fn ids<T>(
+pub(crate) fn ids<T>(
     field: &str,
     values: &[String],
     parse: fn(String) -> Result<T, wspush_domain::IdError>,
@@ -72,8 +72,13 @@ pub(crate) async fn notify(args: NotifyArgs, json_output: bool) -> anyhow::Resul
     let request = build_request(&args)?;
     let answer = match args.via {
         Via::Local => {
-            let (status, body) =
-                post_local(&args.local_url, "/notifications", &request.to_json()).await?;
+            let (status, body) = local_request(
+                &args.local_url,
+                "POST",
+                "/notifications",
+                &request.to_json(),
+            )
+            .await?;
             let report: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
             if json_output {
                 println!("{report}");
@@ -129,13 +134,18 @@ pub(crate) async fn notify(args: NotifyArgs, json_output: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// A POST to a local gateway (http only: it listens on loopback).
-async fn post_local(base: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+/// A request to a local gateway (http only: it listens on loopback).
+pub(crate) async fn local_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| invalid(format!("--local-url must start with http://, got {base}")))?
         .trim_end_matches('/');
-    client::request(authority, "POST", path, body.as_bytes())
+    client::request(authority, method, path, body.as_bytes())
         .await
         .map_err(|error| match error {
             ClientError::Connect { source, .. } => anyhow!(source).context(format!(

@@ -332,3 +332,172 @@ async fn a_development_token_opens_a_socket_on_a_gateway_with_the_same_secret() 
     }
     gateway.shutdown().await.expect("shutdown");
 }
+
+/// The next frame is a close (a backend's disconnect reached the socket).
+async fn expect_close(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) {
+    match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+        Ok(Some(Ok(Message::Close(_)))) | Ok(None) => {}
+        other => panic!("expected the socket to close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_occupancy_and_disconnect_act_on_a_users_sockets_through_a_local_gateway() {
+    let gateway = gateway(StoreChoice::Memory).await;
+    let mut phone = open_socket(&gateway, "ana").await;
+    let mut laptop = open_socket(&gateway, "ana").await;
+    let local = format!("http://{}", gateway.address());
+
+    let output = wspush(
+        &[
+            "subscribe",
+            "--users",
+            "ana",
+            "--topics",
+            "room:42",
+            "--local-url",
+            &local,
+        ],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "subscribe: 2 connections");
+
+    let output = wspush(
+        &[
+            "occupancy",
+            "--topic",
+            "room:42",
+            "--local-url",
+            &local,
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let counted: serde_json::Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
+    assert_eq!(
+        counted,
+        serde_json::json!({"topic": "room:42", "connections": 2, "users": 1})
+    );
+    let output = wspush(
+        &[
+            "notify",
+            "--topics",
+            "room:42",
+            "--data",
+            "1",
+            "--local-url",
+            &local,
+        ],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(next_text(&mut phone).await, "1");
+    assert_eq!(next_text(&mut laptop).await, "1");
+
+    let output = wspush(
+        &["disconnect", "--users", "ana", "--local-url", &local],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "disconnect: 2 connections, closed 2, already closed 0"
+    );
+    expect_close(&mut phone).await;
+    expect_close(&mut laptop).await;
+    gateway.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_via_sqs_closes_the_users_socket_when_the_pusher_runs_it() {
+    let gateway = gateway(StoreChoice::Memory).await;
+    let mut socket = open_socket(&gateway, "u-9").await;
+    let sdk = moto::sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = moto::new_queue(&sqs, "cli-control").await;
+    let moto_endpoint = moto::endpoint();
+
+    let output = wspush(
+        &[
+            "disconnect",
+            "--via",
+            "sqs",
+            "--queue-url",
+            &queue_url,
+            "--users",
+            "u-9",
+        ],
+        &[("AWS_ENDPOINT_URL_SQS", &moto_endpoint)],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(received.messages().len(), 1);
+    assert_eq!(
+        received.messages()[0].body(),
+        Some(r#"{"action":"disconnect","users":["u-9"]}"#)
+    );
+    let pusher = wspush_ports::PushService::new(
+        gateway.store(),
+        Arc::new(gateway.api_gateway()),
+        Arc::new(wspush_adapters::SystemClock),
+        wspush_ports::PushConfig::default(),
+    )
+    .expect("config");
+    let answer =
+        wspush_handlers::handle_invocation(&moto::sqs_event(received.messages()), &pusher, None)
+            .await
+            .expect("handled");
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    expect_close(&mut socket).await;
+    gateway.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_control_command_without_targets_or_topics_exits_2_naming_the_field() {
+    for (args, expected) in [
+        (
+            &["disconnect"][..],
+            "field `users` (or `connections`) must name",
+        ),
+        (
+            &["subscribe", "--users", "ana"][..],
+            "field `topics` must name",
+        ),
+        (
+            &["unsubscribe", "--users", "a na", "--topics", "t:1"][..],
+            "--users[0]",
+        ),
+        (&["occupancy", "--topic", "room:1"][..], "name the store"),
+    ] {
+        let output = wspush(args, &[]).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
