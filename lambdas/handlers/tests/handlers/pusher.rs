@@ -283,3 +283,73 @@ async fn a_direct_invoke_names_its_outcome() {
     assert_eq!(second["outcome"], "duplicate");
     assert_eq!(second["id"], "order-1");
 }
+
+fn sqs_record(message_id: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({
+        "messageId": message_id, "receiptHandle": "r", "body": body,
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1", "attributes": {}, "messageAttributes": {}
+    })
+}
+
+#[tokio::test]
+async fn a_control_request_on_the_queue_is_carried_out_and_a_malformed_one_is_reported_failed() {
+    let store = store_for_fixtures().await;
+    let (service, _) = pusher(std::sync::Arc::clone(&store));
+    let batch = serde_json::json!({"Records": [
+        sqs_record("good", r#"{"action":"subscribe","users":["u-1"],"topics":["news:1"]}"#),
+        sqs_record("bad", r#"{"action":"subscribe","users":["u-1"],"topic":["news:1"]}"#),
+    ]});
+
+    let answer = handle_invocation(&batch.to_string(), &service, None)
+        .await
+        .expect("handled");
+
+    assert_eq!(
+        answer,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "bad"}]})
+    );
+    for connection in ["u1-phone", "u1-laptop"] {
+        let held = wspush_ports::ConnectionStore::subscriptions(&*store, &id(connection))
+            .await
+            .expect("read");
+        assert_eq!(held, [topic("news:1")], "{connection}");
+    }
+}
+
+#[tokio::test]
+async fn a_disconnect_the_gateway_fails_is_reported_failed_so_it_is_retried() {
+    let store = store_for_fixtures().await;
+    let mut gateway = wspush_ports::MockConnectionGateway::new();
+    gateway.expect_delete().returning(|_| {
+        Err(wspush_ports::GatewayError::Unavailable(
+            "503 from @connections".into(),
+        ))
+    });
+    let service = wspush_ports::PushService::new(
+        std::sync::Arc::clone(&store),
+        std::sync::Arc::new(gateway),
+        clock(),
+        wspush_ports::PushConfig::default(),
+    )
+    .expect("config");
+    let batch = serde_json::json!({"Records": [
+        sqs_record("kick", r#"{"action":"disconnect","users":["u-1"]}"#),
+    ]});
+
+    let answer = handle_invocation(&batch.to_string(), &service, None)
+        .await
+        .expect("handled");
+
+    assert_eq!(
+        answer,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "kick"}]})
+    );
+    let direct = handle_invocation(r#"{"action":"disconnect","users":["u-1"]}"#, &service, None)
+        .await
+        .expect_err("a direct invoke fails");
+    assert!(
+        direct.to_string().contains("closing connection"),
+        "{direct}"
+    );
+}
