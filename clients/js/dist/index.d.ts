@@ -14,8 +14,25 @@ export type Handler = (data: unknown, meta: MessageMeta) => void;
 export type State = 'connecting' | 'open' | 'reconnecting' | 'closed';
 /** Why the client closed. */
 export type CloseReason = 'closed by the application' | 'unauthorized';
+/** A user joined or left a topic that keeps presence (see `client.presence`). */
+export interface PresenceEvent {
+    topic: string;
+    user: string;
+    event: 'join' | 'leave';
+}
+/** Who is in a topic: at most `limit` users, and how many there are in all. */
+export interface Members {
+    users: string[];
+    total: number;
+}
 /** The events a client emits. */
 export interface Events {
+    /**
+     * Another user's first connection subscribed to a topic that keeps presence (`join`), or
+     * their last one is gone from it (`leave`), for a topic subscribed here. Events can arrive
+     * out of order (they travel through a queue): `presence()` answers who is there now.
+     */
+    presence: (event: PresenceEvent) => void;
     state: (state: State, detail?: {
         reason?: CloseReason | string;
     }) => void;
@@ -99,6 +116,13 @@ export declare class WspushClient {
      * Kept across reconnects, resumed from the last position.
      */
     subscribe(topic: string, handler: Handler): Promise<void>;
+    /**
+     * Who is in `topic` (a topic that keeps presence, subscribed here): distinct users with a
+     * live connection subscribed, at most `limit` (default 100, at most 1,000) of them.
+     */
+    presence(topic: string, options?: {
+        limit?: number;
+    }): Promise<Members>;
     /** Unsubscribes from `topic` (every handler of it). */
     unsubscribe(topic: string): Promise<void>;
     /**

@@ -51,6 +51,15 @@ function isEnvelope(value) {
     return keys.length === 2 && 'data' in record && typeof record.positions === 'object'
         && record.positions !== null;
 }
+function isPresenceEvent(value) {
+    if (typeof value !== 'object' || value === null)
+        return false;
+    const keys = Object.keys(value);
+    const event = value.presence;
+    return keys.length === 1 && keys[0] === 'presence' && typeof event === 'object' && event !== null
+        && typeof event.topic === 'string' && typeof event.user === 'string'
+        && (event.event === 'join' || event.event === 'leave');
+}
 function isReply(value) {
     return typeof value === 'object' && value !== null && typeof value.ok === 'boolean'
         && ('action' in value);
@@ -66,7 +75,7 @@ export class WspushClient {
     #handlers = new Map();
     #streams = new Map();
     #listeners = {
-        state: new Set(), gap: new Set(), message: new Set(), error: new Set(),
+        presence: new Set(), state: new Set(), gap: new Set(), message: new Set(), error: new Set(),
     };
     #attempt = 0;
     #ids = 0;
@@ -139,6 +148,21 @@ export class WspushClient {
             this.#handlers.delete(topic);
             throw error;
         }
+    }
+    /**
+     * Who is in `topic` (a topic that keeps presence, subscribed here): distinct users with a
+     * live connection subscribed, at most `limit` (default 100, at most 1,000) of them.
+     */
+    async presence(topic, options = {}) {
+        if (this.#isClosed())
+            throw new Error('the client is closed');
+        const link = await this.#whenOpen();
+        const reply = await this.#request(link, {
+            action: 'presence',
+            topic,
+            ...(options.limit === undefined ? {} : { limit: options.limit }),
+        });
+        return { users: reply.users ?? [], total: reply.total ?? 0 };
     }
     /** Unsubscribes from `topic` (every handler of it). */
     async unsubscribe(topic) {
@@ -532,6 +556,10 @@ export class WspushClient {
         }
         if (isEnvelope(value)) {
             this.#onEnvelope(value);
+            return;
+        }
+        if (isPresenceEvent(value)) {
+            this.#emit('presence', value.presence);
             return;
         }
         // No positions: the server does not say which topic. Handlers of topics that never

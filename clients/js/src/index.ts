@@ -30,8 +30,27 @@ export type State = 'connecting' | 'open' | 'reconnecting' | 'closed';
 /** Why the client closed. */
 export type CloseReason = 'closed by the application' | 'unauthorized';
 
+/** A user joined or left a topic that keeps presence (see `client.presence`). */
+export interface PresenceEvent {
+  topic: string;
+  user: string;
+  event: 'join' | 'leave';
+}
+
+/** Who is in a topic: at most `limit` users, and how many there are in all. */
+export interface Members {
+  users: string[];
+  total: number;
+}
+
 /** The events a client emits. */
 export interface Events {
+  /**
+   * Another user's first connection subscribed to a topic that keeps presence (`join`), or
+   * their last one is gone from it (`leave`), for a topic subscribed here. Events can arrive
+   * out of order (they travel through a queue): `presence()` answers who is there now.
+   */
+  presence: (event: PresenceEvent) => void;
   state: (state: State, detail?: { reason?: CloseReason | string }) => void;
   /** A history stream could not be caught up: reload its state from your backend. */
   gap: (stream: string) => void;
@@ -102,6 +121,8 @@ interface Reply {
   topics?: string[];
   recovered?: Record<string, number>;
   gaps?: string[];
+  users?: string[];
+  total?: number;
 }
 
 interface Envelope {
@@ -179,6 +200,15 @@ function isEnvelope(value: unknown): value is Envelope {
     && record.positions !== null;
 }
 
+function isPresenceEvent(value: unknown): value is { presence: PresenceEvent } {
+  if (typeof value !== 'object' || value === null) return false;
+  const keys = Object.keys(value);
+  const event = (value as { presence?: unknown }).presence as Partial<PresenceEvent> | undefined;
+  return keys.length === 1 && keys[0] === 'presence' && typeof event === 'object' && event !== null
+    && typeof event.topic === 'string' && typeof event.user === 'string'
+    && (event.event === 'join' || event.event === 'leave');
+}
+
 function isReply(value: unknown): value is Reply {
   return typeof value === 'object' && value !== null && typeof (value as Reply).ok === 'boolean'
     && ('action' in (value as object));
@@ -196,7 +226,7 @@ export class WspushClient {
   #handlers = new Map<string, Set<Handler>>();
   #streams = new Map<string, StreamState>();
   #listeners: { [K in keyof Events]: Set<Events[K]> } = {
-    state: new Set(), gap: new Set(), message: new Set(), error: new Set(),
+    presence: new Set(), state: new Set(), gap: new Set(), message: new Set(), error: new Set(),
   };
   #attempt = 0;
   #ids = 0;
@@ -271,6 +301,21 @@ export class WspushClient {
       this.#handlers.delete(topic);
       throw error;
     }
+  }
+
+  /**
+   * Who is in `topic` (a topic that keeps presence, subscribed here): distinct users with a
+   * live connection subscribed, at most `limit` (default 100, at most 1,000) of them.
+   */
+  async presence(topic: string, options: { limit?: number } = {}): Promise<Members> {
+    if (this.#isClosed()) throw new Error('the client is closed');
+    const link = await this.#whenOpen();
+    const reply = await this.#request(link, {
+      action: 'presence',
+      topic,
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+    });
+    return { users: reply.users ?? [], total: reply.total ?? 0 };
   }
 
   /** Unsubscribes from `topic` (every handler of it). */
@@ -641,6 +686,10 @@ export class WspushClient {
     }
     if (isEnvelope(value)) {
       this.#onEnvelope(value);
+      return;
+    }
+    if (isPresenceEvent(value)) {
+      this.#emit('presence', value.presence);
       return;
     }
     // No positions: the server does not say which topic. Handlers of topics that never

@@ -227,3 +227,27 @@ test('a stream trimmed while the client was away is reported as a gap', async (t
   assert.deepEqual(seen.gaps, ['room:trim']);
   assert.deepEqual(got, [1, 12], 'nothing of the lost stretch is handed on as if it were whole');
 });
+
+test('presence: joins and leaves reach the other members as events, not as topic messages, and presence() lists who is there', async (t) => {
+  const g = await gateway(t, ['--presence-namespaces', 'room']);
+  const { c: bo } = client(t, g.ws, { user: 'bo' });
+  const events = [];
+  const messages = [];
+  bo.on('presence', (event) => events.push(event));
+  await bo.subscribe('room:1', (data) => messages.push(data));
+  const { c: ana } = client(t, g.ws, { user: 'ana' });
+
+  await ana.subscribe('room:1', () => {});
+  await until(() => events.length === 1, 'the join');
+  assert.deepEqual(await bo.presence('room:1'), { users: ['ana', 'bo'], total: 2 });
+  assert.deepEqual(await bo.presence('room:1', { limit: 1 }), { users: ['ana'], total: 2 });
+  await assert.rejects(bo.presence('chat:1'), /keeps no presence/);
+  await ana.unsubscribe('room:1');
+  await until(() => events.length === 2, 'the leave');
+
+  assert.deepEqual(events, [
+    { topic: 'room:1', user: 'ana', event: 'join' },
+    { topic: 'room:1', user: 'ana', event: 'leave' },
+  ]);
+  assert.deepEqual(messages, [], 'events are not handed to the topic handler');
+});

@@ -6,9 +6,12 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::json;
 use wspush_adapters::aws::load_sdk_config;
-use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SystemClock};
+use wspush_adapters::{
+    ApiGatewayConfig, ApiGatewayGateway, DynamoDbStore, SqsPublisher, SystemClock,
+};
+use wspush_domain::PresencePolicy;
 use wspush_handlers::settings::names;
-use wspush_ports::{ConnectionService, PruneReport};
+use wspush_ports::{ConnectionService, Presence, PruneReport};
 
 use crate::{ConnectionsAction, invalid};
 
@@ -34,12 +37,31 @@ pub(crate) async fn connections(
         aws_sdk_dynamodb::Client::new(&sdk),
         table,
     ));
-    let service = ConnectionService::new(store, Arc::new(SystemClock));
+    let mut service = ConnectionService::new(Arc::clone(&store), Arc::new(SystemClock));
     if let ConnectionsAction::Prune {
         management_endpoint,
         dry_run,
+        presence_namespaces,
+        queue_url,
     } = &action
     {
+        let policy = PresencePolicy::new(
+            presence_namespaces
+                .iter()
+                .map(|namespace| namespace.trim())
+                .filter(|namespace| !namespace.is_empty()),
+        )
+        .map_err(|error| invalid(format!("--presence-namespaces: {error}")))?;
+        if policy.is_on() {
+            let queue_url = queue_url.clone().ok_or_else(|| {
+                invalid(format!(
+                    "--presence-namespaces needs --queue-url or {}: the leaves go there",
+                    names::QUEUE_URL
+                ))
+            })?;
+            let queue = Arc::new(SqsPublisher::new(&sdk, queue_url));
+            service = service.with_presence(Presence::new(policy, store, queue));
+        }
         let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(management_endpoint));
         let report = service
             .prune_gone(&gateway, *dry_run, |gone| {

@@ -211,6 +211,13 @@ enum ConnectionsAction {
         /// Only report what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// The namespaces that keep presence, as the functions' setting: the leaves of the
+        /// pruned connections are enqueued to --queue-url.
+        #[arg(long, value_delimiter = ',', env = names::PRESENCE_NAMESPACES)]
+        presence_namespaces: Vec<String>,
+        /// The notification queue the leaves go to (with --presence-namespaces).
+        #[arg(long, env = names::QUEUE_URL)]
+        queue_url: Option<String>,
     },
 }
 
