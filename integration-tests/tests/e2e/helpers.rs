@@ -81,6 +81,15 @@ impl Setup {
 
     /// A second gateway on the same store, with `faults` (for scenarios that need them).
     pub async fn sibling(&self, faults: Faults) -> Setup {
+        self.sibling_with(LocalConfig {
+            faults,
+            ..LocalConfig::default()
+        })
+        .await
+    }
+
+    /// A second gateway on the same store, with `config` (its store aside).
+    pub async fn sibling_with(&self, config: LocalConfig) -> Setup {
         let store = match &self.dynamodb {
             Some(fixture) => StoreChoice::DynamoDb {
                 endpoint: fixture.endpoint.clone(),
@@ -88,7 +97,13 @@ impl Setup {
             },
             None => StoreChoice::Memory,
         };
-        Setup::with(store, None, faults).await
+        let gateway = start(LocalConfig { store, ..config })
+            .await
+            .expect("the local gateway starts");
+        Setup {
+            gateway,
+            dynamodb: None,
+        }
     }
 
     pub async fn finish(self) {

@@ -276,6 +276,7 @@ pub async fn a_presence_query_from_outside_the_topic_is_refused(kind: Kind) {
 
     let refused = presence_query(&mut eve, "room:1").await;
     assert_eq!(refused["ok"], false);
+    assert_eq!(refused["rule"], "presence_needs_subscription");
     let error = refused["error"].as_str().expect("an error");
     assert!(error.contains("subscribers only"), "{error}");
     let refused = presence_query(&mut bo, "chat:1").await;

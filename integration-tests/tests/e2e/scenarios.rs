@@ -6,8 +6,8 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use wspush_adapters::SystemClock;
 use wspush_domain::ConnectionId;
-use wspush_local::Faults;
-use wspush_ports::{Clock, ConnectionGateway, GatewayError};
+use wspush_local::{Faults, LocalConfig};
+use wspush_ports::{Clock, ConnectionGateway, GatewayError, PushConfig};
 
 use crate::helpers::{Client, Setup, http, wait_for};
 
@@ -350,38 +350,51 @@ pub async fn a_malformed_notification_request_is_rejected_naming_the_field(setup
     ana.expect_nothing().await;
 }
 
-/// Sockets, vanished ones and concurrent pushes of the prune-once scenario;
-/// `WSPUSH_PRUNE_SOAK=600,150,40` runs it at the size of the review's soak.
-fn prune_soak_size() -> (usize, usize, usize) {
+/// Sockets, vanished ones, concurrent pushes and posts in flight per push of the
+/// prune-once scenario; `WSPUSH_PRUNE_SOAK=600,150,40,64` runs it at the size of the review's
+/// soak (the fourth number, default 256, keeps 40 pushes' posts within one process's file
+/// descriptors: every post in flight is a socket at both ends).
+fn prune_soak_size() -> (usize, usize, usize, usize) {
     let given = std::env::var("WSPUSH_PRUNE_SOAK").ok().map(|text| {
         let numbers: Vec<usize> = text
             .split(',')
             .map(|part| {
                 part.trim()
                     .parse()
-                    .expect("WSPUSH_PRUNE_SOAK: three numbers")
+                    .expect("WSPUSH_PRUNE_SOAK: numbers")
             })
             .collect();
-        assert_eq!(
-            numbers.len(),
-            3,
-            "WSPUSH_PRUNE_SOAK: sockets,vanished,pushes"
+        assert!(
+            matches!(numbers.len(), 3 | 4),
+            "WSPUSH_PRUNE_SOAK: sockets,vanished,pushes[,in flight per push]"
         );
-        (numbers[0], numbers[1], numbers[2])
+        (
+            numbers[0],
+            numbers[1],
+            numbers[2],
+            numbers.get(3).copied().unwrap_or(256),
+        )
     });
-    given.unwrap_or((120, 30, 8))
+    given.unwrap_or((120, 30, 8, 256))
 }
 
 pub async fn a_gone_connection_found_by_concurrent_pushes_is_pruned_once(setup: &Setup) {
-    let (sockets, vanished, pushes) = prune_soak_size();
+    let (sockets, vanished, pushes, in_flight) = prune_soak_size();
     // Posts take 300-400 ms (longer than the pushes take to start), so that the pushes
     // overlap: most find a vanished connection in their audience before any has pruned it.
     let lossy = setup
-        .sibling(Faults {
-            lose_disconnects: true,
-            latency: Duration::from_millis(300),
-            jitter: Duration::from_millis(100),
-            ..Faults::default()
+        .sibling_with(LocalConfig {
+            faults: Faults {
+                lose_disconnects: true,
+                latency: Duration::from_millis(300),
+                jitter: Duration::from_millis(100),
+                ..Faults::default()
+            },
+            push: PushConfig {
+                max_in_flight: in_flight,
+                ..PushConfig::default()
+            },
+            ..LocalConfig::default()
         })
         .await;
     let mut clients = Vec::new();

@@ -289,7 +289,21 @@ fn reply(
     id: Option<&str>,
     error: impl std::fmt::Display,
 ) -> ApiGatewayProxyResponse {
+    refusal_body(status, action, id, error, None)
+}
+
+/// `{"ok": false, "action": ..., "error": ..., "rule": ..., "id": ...}`.
+fn refusal_body(
+    status: i64,
+    action: Option<&str>,
+    id: Option<&str>,
+    error: impl std::fmt::Display,
+    rule: Option<&str>,
+) -> ApiGatewayProxyResponse {
     let mut body = json!({"ok": false, "action": action, "error": error.to_string()});
+    if let Some(rule) = rule {
+        body["rule"] = rule.into();
+    }
     if let Some(id) = id {
         body["id"] = id.into();
     }
@@ -390,7 +404,8 @@ fn refusal(
         SubscribeError::Denied(denial) => {
             // The reply names the topic; the log names only the rule (topics can name users).
             tracing::info!(%connection, rule = denial.rule(), "subscription denied");
-            reply(403, Some(action.as_str()), id, denial)
+            // The rule's short name too, for a client to act on.
+            refusal_body(403, Some(action.as_str()), id, &denial, Some(denial.rule()))
         }
         error @ SubscribeError::NotConnected(_) => reply(410, Some(action.as_str()), id, error),
         error @ SubscribeError::NoPresence(_) => reply(400, Some(action.as_str()), id, error),
