@@ -140,16 +140,18 @@ pub enum ControlError {
 }
 
 impl ControlError {
-    /// The field at fault, for logs that must not quote the request.
-    pub fn field(&self) -> &'static str {
+    /// The field at fault, if the error is about one field (an unknown field's own name).
+    pub fn field(&self) -> Option<&str> {
         match self {
-            ControlError::Syntax(_) | ControlError::NotAnObject => "",
-            ControlError::UnknownField { .. } => "(unknown)",
-            ControlError::MissingAction | ControlError::UnknownAction(_) => "action",
-            ControlError::WrongType { field, .. } | ControlError::InvalidId { field, .. } => field,
-            ControlError::InvalidRequestId(_) => "id",
-            ControlError::NoTargets | ControlError::TooManyTargets { .. } => "users",
-            ControlError::NoTopics(_) | ControlError::TooManyTopics { .. } => "topics",
+            ControlError::Syntax(_) | ControlError::NotAnObject => None,
+            ControlError::UnknownField { field, .. } => Some(field),
+            ControlError::MissingAction | ControlError::UnknownAction(_) => Some("action"),
+            ControlError::WrongType { field, .. } | ControlError::InvalidId { field, .. } => {
+                Some(field)
+            }
+            ControlError::InvalidRequestId(_) => Some("id"),
+            ControlError::NoTargets | ControlError::TooManyTargets { .. } => Some("users"),
+            ControlError::NoTopics(_) | ControlError::TooManyTopics { .. } => Some("topics"),
         }
     }
 }
@@ -258,6 +260,13 @@ impl ControlRequest {
             });
         }
         match self.action {
+            ControlAction::Disconnect if !self.topics.is_empty() => {
+                return Err(ControlError::UnknownField {
+                    field: "topics".to_owned(),
+                    action: self.action.as_str(),
+                    expected: "action, users, connections, id",
+                });
+            }
             ControlAction::Disconnect => {}
             ControlAction::Subscribe | ControlAction::Unsubscribe => {
                 if self.topics.is_empty() {
@@ -437,6 +446,20 @@ mod tests {
         );
         assert!(error(r#"["disconnect"]"#).contains("JSON object"));
         assert!(error("{").contains("not valid JSON"));
+    }
+
+    #[test]
+    fn a_request_made_in_code_is_held_to_the_same_rules() {
+        let user = || vec![UserId::parse("ana").expect("valid")];
+        let topics = vec![ExternalId::parse("room:1").expect("valid")];
+        let error = ControlRequest::new(ControlAction::Disconnect, user(), vec![], topics.clone())
+            .expect_err("topics on a disconnect");
+        assert!(
+            error.to_string().contains("unknown field `topics`"),
+            "{error}"
+        );
+        assert!(ControlRequest::new(ControlAction::Subscribe, vec![], vec![], topics).is_err());
+        assert!(ControlRequest::new(ControlAction::Subscribe, user(), vec![], vec![]).is_err());
     }
 
     #[test]

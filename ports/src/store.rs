@@ -120,6 +120,22 @@ pub trait ConnectionStore: Send + Sync {
     /// follows a removal (the `pruned` count, a leave event) happens once.
     async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError>;
 
+    /// Deletes as [`delete`](Self::delete), and returns the external IDs of the
+    /// subscriptions this call found once the connection's record was gone (and removed).
+    ///
+    /// Since no subscription can be written once the record is gone, the calls that delete
+    /// one connection concurrently MUST between them return every topic it held then: a
+    /// leave is owed for each (presence), and one that none of them returns is never sent.
+    /// The default reads the subscriptions before the delete, which misses one written
+    /// between the two: a store overrides it.
+    async fn delete_reporting_topics(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<(Deletion, Vec<ExternalId>), StoreError> {
+        let topics = self.subscriptions(connection).await?;
+        Ok((self.delete(connection).await?, topics))
+    }
+
     /// Subscribes the connection to each external ID, provided it then holds at most `max`
     /// subscriptions. Subscribing again to a topic it holds is not an error and does not
     /// count twice.

@@ -240,6 +240,13 @@ impl ConnectionStore for DynamoDbStore {
     /// after the first step leaves subscriptions that no subscribe can add to, which a
     /// retry of the delete (a prune after the next 410) or the TTL removes.
     async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError> {
+        Ok(self.delete_reporting_topics(connection).await?.0)
+    }
+
+    async fn delete_reporting_topics(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<(Deletion, Vec<ExternalId>), StoreError> {
         // Conditional on the item being there: of concurrent deletes exactly one succeeds.
         // (Asking for the old attributes instead was not enough: under 8 concurrent pushes
         // DynamoDB Local returned them to more than one deleter of an item.)
@@ -265,10 +272,13 @@ impl ConnectionStore for DynamoDbStore {
             Err(error) => return Err(store_error(error)),
         };
         // Its subscriptions go in either case: a delete that lost the race, or one retried
-        // after a failure between the two steps, finishes what the first one started.
+        // after a failure between the two steps, finishes what the first one started. Read
+        // after the connection item is gone, they are all it will ever hold (a subscribe is
+        // conditional on that item).
         let keys = self.keys_of(connection).await?;
+        let topics = topics_in(&keys)?;
         self.batch_delete(keys).await?;
-        Ok(deletion)
+        Ok((deletion, topics))
     }
 
     async fn subscribe_at_most(
@@ -293,14 +303,7 @@ impl ConnectionStore for DynamoDbStore {
         &self,
         connection: &ConnectionId,
     ) -> Result<Vec<ExternalId>, StoreError> {
-        let mut topics = Vec::new();
-        for key in self.keys_of(connection).await? {
-            let sort = string(&key, SK)?;
-            if let Some(topic) = sort.strip_prefix(TOPIC_PREFIX) {
-                topics.push(ExternalId::parse(topic).map_err(|error| corrupt(&key, error))?);
-            }
-        }
-        Ok(topics)
+        topics_in(&self.keys_of(connection).await?)
     }
 
     async fn page(
@@ -323,6 +326,17 @@ impl ConnectionStore for DynamoDbStore {
             Source::All(segment) => self.scan_segment(*segment, cursor, limit, now).await,
         }
     }
+}
+
+/// The external IDs of the subscription keys among `keys` (a connection's items).
+fn topics_in(keys: &[Item]) -> Result<Vec<ExternalId>, StoreError> {
+    let mut topics = Vec::new();
+    for key in keys {
+        if let Some(topic) = string(key, SK)?.strip_prefix(TOPIC_PREFIX) {
+            topics.push(ExternalId::parse(topic).map_err(|error| corrupt(key, error))?);
+        }
+    }
+    Ok(topics)
 }
 
 /// A page of a `Query` or `Scan`: its items as connections (their user in `user_attribute`),

@@ -106,6 +106,12 @@ impl MemoryStore {
 impl Inner {
     /// Removes a connection and its subscriptions; whether it was stored.
     fn remove(&mut self, id: &ConnectionId) -> bool {
+        self.remove_reporting_topics(id).0
+    }
+
+    /// Removes a connection and its subscriptions; whether it was stored, and the topics it
+    /// held.
+    fn remove_reporting_topics(&mut self, id: &ConnectionId) -> (bool, Vec<ExternalId>) {
         let removed = self.connections.remove(id);
         if let Some(connection) = &removed
             && let Some(ids) = self.by_user.get_mut(connection.user())
@@ -115,15 +121,16 @@ impl Inner {
                 self.by_user.remove(connection.user());
             }
         }
-        for topic in self.topics_of.remove(id).unwrap_or_default() {
-            if let Some(ids) = self.by_topic.get_mut(&topic) {
+        let topics = self.topics_of.remove(id).unwrap_or_default();
+        for topic in &topics {
+            if let Some(ids) = self.by_topic.get_mut(topic) {
                 ids.remove(id);
                 if ids.is_empty() {
-                    self.by_topic.remove(&topic);
+                    self.by_topic.remove(topic);
                 }
             }
         }
-        removed.is_some()
+        (removed.is_some(), topics.into_iter().collect())
     }
 
     fn live(&self, id: &ConnectionId, now: Timestamp) -> Option<&Connection> {
@@ -218,11 +225,20 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError> {
-        Ok(if self.write().remove(connection) {
+        Ok(self.delete_reporting_topics(connection).await?.0)
+    }
+
+    async fn delete_reporting_topics(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<(Deletion, Vec<ExternalId>), StoreError> {
+        let (removed, topics) = self.write().remove_reporting_topics(connection);
+        let deletion = if removed {
             Deletion::Removed
         } else {
             Deletion::AlreadyGone
-        })
+        };
+        Ok((deletion, topics))
     }
 
     async fn subscribe_at_most(

@@ -323,10 +323,10 @@ pub async fn a_bad_control_request_is_refused_naming_the_field_and_does_nothing(
     for (request, field) in [
         (r#"{"action":"disconnect"}"#, "users"),
         (r#"{"action":"disconnect","users":[]}"#, "users"),
-        (r#"{"action":"disconnect","user":["ana"]}"#, "(unknown)"),
+        (r#"{"action":"disconnect","user":["ana"]}"#, "user"),
         (
             r#"{"action":"disconnect","users":["ana"],"topics":["room:1"]}"#,
-            "(unknown)",
+            "topics",
         ),
         (r#"{"action":"subscribe","users":["ana"]}"#, "topics"),
         (r#"{"action":"kick","users":["ana"]}"#, "action"),

@@ -358,11 +358,7 @@ fn prune_soak_size() -> (usize, usize, usize, usize) {
     let given = std::env::var("WSPUSH_PRUNE_SOAK").ok().map(|text| {
         let numbers: Vec<usize> = text
             .split(',')
-            .map(|part| {
-                part.trim()
-                    .parse()
-                    .expect("WSPUSH_PRUNE_SOAK: numbers")
-            })
+            .map(|part| part.trim().parse().expect("WSPUSH_PRUNE_SOAK: numbers"))
             .collect();
         assert!(
             matches!(numbers.len(), 3 | 4),

@@ -11,11 +11,12 @@
 //!   only under `HasHistory` (a resume posts what the client missed), scoped to this
 //!   template's WebSocket API and stage, `POST @connections`; `DELETE @connections` (a
 //!   backend's control disconnect) to the pusher alone;
-//! - `sqs:SendMessage` on the notification queue only: the pusher's (continuations), and the
+//! - no SQS action but `sqs:SendMessage`, and that on the notification queue only: the pusher's (continuations), and the
 //!   subscribe and disconnect functions' under `HasPresence` (joins and leaves);
 //! - every DynamoDB statement on the table itself carries a `dynamodb:LeadingKeys` condition
 //!   (`ForAllValues:StringLike`) naming the item kinds it may reach: connections and their
-//!   subscriptions (`c#*`) for every function, the request ledger (`r#*`) for the pusher
+//!   subscriptions (`c#*`) for every function, each with its own calls only (the disconnect
+//!   function's `GetItem` under `HasPresence` only), the request ledger (`r#*`) for the pusher
 //!   alone and only for the ledger's calls, history (`s#*`) for the pusher's appends and the
 //!   subscribe function's reads alone, both under `HasHistory`, presence (`p#*`) for the
 //!   pusher, subscribe and disconnect functions' `GetItem` and `UpdateItem` alone, under
@@ -233,6 +234,12 @@ fn violations(template: &Value) -> Vec<String> {
                 if targets.is_empty() {
                     found.push(format!("{name}: a statement without Resource"));
                 }
+                if let Some(action) = actions
+                    .iter()
+                    .find(|action| action.starts_with("sqs:") && *action != "sqs:sendmessage")
+                {
+                    found.push(format!("{name}: `{action}` on a queue is not a send"));
+                }
                 if actions.iter().any(|action| action == "sqs:sendmessage") {
                     let announces = matches!(name.as_str(), SUBSCRIBE | DISCONNECT)
                         && condition == Some(HAS_PRESENCE);
@@ -329,7 +336,44 @@ fn leading_keys(
     }
     for key in &keys {
         match key.as_str() {
-            "c#*" => {}
+            "c#*" => {
+                let allowed: &[&str] = match (function, granted_under) {
+                    ("ConnectFunction", _) => &["dynamodb:putitem"],
+                    (DISCONNECT, Some(HAS_PRESENCE)) => &["dynamodb:getitem"],
+                    (DISCONNECT, _) => &[
+                        "dynamodb:query",
+                        "dynamodb:batchwriteitem",
+                        "dynamodb:deleteitem",
+                    ],
+                    (SUBSCRIBE, _) => &[
+                        "dynamodb:getitem",
+                        "dynamodb:query",
+                        "dynamodb:putitem",
+                        "dynamodb:updateitem",
+                        "dynamodb:batchwriteitem",
+                        "dynamodb:deleteitem",
+                    ],
+                    (PUSHER, _) => &[
+                        "dynamodb:batchgetitem",
+                        "dynamodb:getitem",
+                        "dynamodb:query",
+                        "dynamodb:putitem",
+                        "dynamodb:updateitem",
+                        "dynamodb:batchwriteitem",
+                        "dynamodb:deleteitem",
+                    ],
+                    _ => &[],
+                };
+                if let Some(action) = actions
+                    .iter()
+                    .find(|action| !allowed.contains(&action.as_str()))
+                {
+                    found.push(format!(
+                        "{function}: `{action}` on connection items (c#*) is not one of its calls{}",
+                        granted_under.map_or(String::new(), |condition| format!(" under {condition}"))
+                    ));
+                }
+            }
             "r#*" if function != PUSHER => found.push(format!(
                 "{function}: only the pusher may reach request items (r#*)"
             )),
@@ -473,6 +517,49 @@ fn presence_outside_its_condition_or_beyond_its_calls_is_caught() {
     assert_eq!(
         violations(&broken),
         ["PusherFunction: `dynamodb:deleteitem` on presence items (p#*) is not a presence call"]
+    );
+}
+
+#[test]
+fn a_call_on_connection_items_beyond_a_functions_own_is_caught() {
+    let broken = edited("ConnectFunction", |statements| {
+        statements[0]["Action"]
+            .as_sequence_mut()
+            .expect("actions")
+            .push(Value::String("dynamodb:UpdateItem".into()));
+    });
+    assert_eq!(
+        violations(&broken),
+        [
+            "ConnectFunction: `dynamodb:updateitem` on connection items (c#*) is not one of its calls"
+        ]
+    );
+
+    // The disconnect function reads a connection (its user) only for presence.
+    let broken = edited(DISCONNECT, |statements| {
+        statements[0]["Action"]
+            .as_sequence_mut()
+            .expect("actions")
+            .push(Value::String("dynamodb:GetItem".into()));
+    });
+    assert_eq!(
+        violations(&broken),
+        [
+            "DisconnectFunction: `dynamodb:getitem` on connection items (c#*) is not one of its calls"
+        ]
+    );
+}
+
+#[test]
+fn a_queue_action_other_than_a_send_is_caught() {
+    let broken = edited(PUSHER, |statements| {
+        statements.push(statement(
+            "{Effect: Allow, Action: [sqs:PurgeQueue], Resource: !GetAtt NotificationsQueue.Arn}",
+        ));
+    });
+    assert_eq!(
+        violations(&broken),
+        ["PusherFunction: `sqs:purgequeue` on a queue is not a send"]
     );
 }
 

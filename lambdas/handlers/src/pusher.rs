@@ -296,17 +296,29 @@ where
 {
     if is_control_request(text) {
         let request = ControlRequest::parse(text).inspect_err(|error| {
+            // The error names fields and rules, never a value of the request.
             tracing::error!(
+                %error,
                 field = error.field(),
+                message_id,
                 "malformed control request; reporting it failed"
             );
-            tracing::debug!(%error, "malformed control request");
         })?;
+        let request_id = request.id().map(RequestId::as_str).or(message_id);
         return match service.control().apply(&request).await {
-            Ok(report) => Ok(Handled::Controlled(report)),
+            Ok(report) => {
+                tracing::info!(
+                    action = report.action,
+                    request_id,
+                    connections = report.connections,
+                    "control request done"
+                );
+                Ok(Handled::Controlled(report))
+            }
             Err(failure) => {
                 tracing::error!(
                     action = request.action().as_str(),
+                    request_id,
                     error = %with_causes(&failure),
                     "control request failed; reporting it failed"
                 );

@@ -23,7 +23,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsock
 use serde::Deserialize;
 use serde_json::json;
 use wspush_domain::presence::{DEFAULT_PRESENCE_LIMIT, MAX_PRESENCE_LIMIT};
-use wspush_domain::{ConnectionId, ExternalId, IdError, Since, SinceError, UserId};
+use wspush_domain::{ConnectionId, ExternalId, IdError, Since, SinceError};
 use wspush_ports::{ConnectionStore, Members, Resumed, SubscribeError, SubscriptionService};
 
 use crate::response::{connection_id, response};
@@ -56,6 +56,10 @@ struct RouteBody {
     #[serde(default)]
     id: Option<String>,
 }
+
+/// The most bytes of user IDs a presence reply lists: the reply stays below API Gateway's
+/// 128 KB message limit whatever the IDs' lengths.
+pub const MAX_PRESENCE_REPLY_BYTES: usize = 100 * 1024;
 
 /// The longest `id` a route message may carry, echoed in its reply.
 pub const MAX_MESSAGE_ID_CHARS: usize = 64;
@@ -354,14 +358,28 @@ where
             let limit = limit.unwrap_or(DEFAULT_PRESENCE_LIMIT);
             return match service.presence(&connection, topic, limit).await {
                 Ok(Members { users, total }) => {
-                    let users: Vec<&str> = users.iter().map(UserId::as_str).collect();
+                    // User IDs may be 256 bytes: a reply must stay a message API Gateway
+                    // delivers (128 KB), so the list stops short of it, and says so.
+                    let mut listed: Vec<&str> = Vec::with_capacity(users.len());
+                    let mut bytes = 0;
+                    for user in &users {
+                        bytes += user.as_str().len() + 3;
+                        if bytes > MAX_PRESENCE_REPLY_BYTES {
+                            break;
+                        }
+                        listed.push(user.as_str());
+                    }
+                    let truncated = listed.len() < users.len();
                     let mut body = json!({
                         "ok": true,
                         "action": action.as_str(),
                         "topic": topic.as_str(),
-                        "users": users,
+                        "users": listed,
                         "total": total,
                     });
+                    if truncated {
+                        body["truncated"] = true.into();
+                    }
                     if let Some(id) = &id {
                         body["id"] = id.as_str().into();
                     }

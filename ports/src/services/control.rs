@@ -20,6 +20,9 @@ use crate::store::{ConnectionStore, Deletion, StoreError, stream_source};
 /// Connections read per page of a user's connections.
 const PAGE: usize = 100;
 
+/// Tries of one `DELETE @connections` answered 429 or 5xx.
+const CLOSE_ATTEMPTS: u32 = 4;
+
 /// Why a control request failed (it is then retried by its source).
 #[derive(Debug, thiserror::Error)]
 pub enum ControlFailure {
@@ -100,7 +103,7 @@ where
             let id = connection.id();
             match request.action() {
                 ControlAction::Disconnect => {
-                    match self.gateway.delete(id).await {
+                    match self.close(id).await {
                         Ok(()) => report.closed += 1,
                         Err(GatewayError::Gone) => report.already_closed += 1,
                         Err(error) => {
@@ -146,14 +149,32 @@ where
                 }
             }
         }
-        tracing::info!(
+        tracing::debug!(
             action = report.action,
-            connections = report.connections,
             closed = report.closed,
             already_closed = report.already_closed,
-            "control request done"
+            "control request carried out"
         );
         Ok(report)
+    }
+
+    /// `DELETE @connections`, tried again on 429 and 5xx (the gateway adapter does not
+    /// retry): one throttled close must not send the whole request back to the queue.
+    async fn close(&self, id: &wspush_domain::ConnectionId) -> Result<(), GatewayError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.gateway.delete(id).await {
+                Err(error) if error.is_retryable() && attempt < CLOSE_ATTEMPTS => {
+                    let ceiling = 100u64 << attempt;
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                        ceiling / 2..=ceiling,
+                    )))
+                    .await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// The live connections `request` names, each once.

@@ -8,20 +8,25 @@
 //! event, as a notification request to the topic's subscribers (see
 //! [`PresenceEvent::to_request`]), so the socket functions only enqueue it.
 //!
-//! Two races are closed here. A subscribe racing its connection's `$disconnect`: the
-//! subscribe records presence, then looks the connection up again and takes the presence
-//! back if it is gone (whichever of the two runs its removal second finds nothing to remove).
-//! A connection that vanished without `$disconnect` and that no push has pruned yet: before a
+//! The races closed here. A subscribe racing its connection's `$disconnect` or an unsubscribe
+//! of the same topic: the subscribe records presence, then reads the connection and its
+//! subscriptions again and takes back each entry whose subscription is gone (the removal
+//! writes before it exits, so one of the two sees the other). A removal leaves the topics its
+//! delete found once the connection's record was gone (no subscription can be written after
+//! that), not those read before. An unsubscribe reads the user before it writes. A
+//! connection that vanished without `$disconnect` and that no push has pruned yet: before a
 //! user enters a topic, their recorded connections there that the store no longer holds as
 //! live (expired) are removed first, each with its leave, so the new subscribe is a join.
+//! What was decided is announced even when a later step fails.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use wspush_domain::{
-    Connection, ConnectionId, ExternalId, PresenceChange, PresenceEvent, PresencePolicy, Source,
-    Timestamp, UserId,
+    Connection, ConnectionId, ExternalId, PresenceChange, PresenceEvent, PresencePolicy, RequestId,
+    Source, Timestamp, UserId,
 };
 
 use crate::causes::with_causes;
@@ -31,6 +36,9 @@ use crate::store::{ConnectionStore, Deletion, StoreError, stream_source};
 
 /// Connections read per page when counting a topic's audience.
 const PAGE: usize = 500;
+
+/// Tries of one exit before its error is returned.
+const EXIT_ATTEMPTS: u32 = 3;
 
 /// Presence, for the services that add and remove subscriptions.
 #[derive(Clone)]
@@ -79,8 +87,8 @@ impl Presence {
     }
 
     /// Records that `connection`, just subscribed to `topics` in `connections`, is present
-    /// in those that keep presence; announces each join. See the module docs for the two
-    /// races this closes.
+    /// in those that keep presence; announces each join. See the module docs for the races
+    /// this closes.
     pub async fn entered<S: ConnectionStore + ?Sized>(
         &self,
         connections: &S,
@@ -92,29 +100,52 @@ impl Presence {
         if topics.is_empty() {
             return Ok(());
         }
-        let user = connection.user();
         let mut events = Vec::new();
-        for topic in &topics {
+        let result = self
+            .enter_all(connections, connection, &topics, now, &mut events)
+            .await;
+        // What was decided is announced even when a later step failed: a retry would find
+        // it decided, and never announce it.
+        self.announce(&events).await;
+        result
+    }
+
+    async fn enter_all<S: ConnectionStore + ?Sized>(
+        &self,
+        connections: &S,
+        connection: &Connection,
+        topics: &[ExternalId],
+        now: Timestamp,
+        events: &mut Vec<PresenceEvent>,
+    ) -> Result<(), StoreError> {
+        let user = connection.user();
+        for topic in topics {
             for other in self.store.present(topic, user).await? {
                 if &other != connection.id() && connections.get(&other, now).await?.is_none() {
-                    self.exit(topic, user, &other, &mut events).await?;
+                    self.exit(topic, user, &other, events).await?;
                 }
             }
             if self.store.enter(topic, user, connection.id(), now).await? == Transition::Joined {
                 events.push(event(topic, user, PresenceChange::Join));
             }
         }
-        if connections.get(connection.id(), now).await?.is_none() {
-            // Disconnected meanwhile, and its removal may have run before this entry.
-            for topic in &topics {
-                self.exit(topic, user, connection.id(), &mut events).await?;
-            }
+        // A removal that ran before an entry found nothing to take back: the connection
+        // disconnected meanwhile (its record is gone before its removal exits), or a
+        // concurrent unsubscribe took the topic (its write is before its exit). Read after
+        // the entries, either shows here; take those entries back.
+        let held = match connections.get(connection.id(), now).await? {
+            Some(_) => connections.subscriptions(connection.id()).await?,
+            None => Vec::new(),
+        };
+        for topic in topics.iter().filter(|topic| !held.contains(topic)) {
+            self.exit(topic, user, connection.id(), events).await?;
         }
-        self.announce(&events).await;
         Ok(())
     }
 
     /// Records that `connection` of `user` is no longer in `topics`; announces each leave.
+    /// An exit that fails is tried again twice (its connection may be gone by then, with
+    /// nothing left to retry it from).
     pub async fn exited(
         &self,
         user: &UserId,
@@ -122,11 +153,26 @@ impl Presence {
         topics: &[ExternalId],
     ) -> Result<(), StoreError> {
         let mut events = Vec::new();
+        let mut result = Ok(());
         for topic in self.policy.topics_of(topics) {
-            self.exit(&topic, user, connection, &mut events).await?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.exit(&topic, user, connection, &mut events).await {
+                    Ok(()) => break,
+                    Err(error) if attempt < EXIT_ATTEMPTS => {
+                        tracing::warn!(%topic, error = %with_causes(&error), "leaving a presence topic failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    }
+                    Err(error) => {
+                        result = Err(error);
+                        break;
+                    }
+                }
+            }
         }
         self.announce(&events).await;
-        Ok(())
+        result
     }
 
     async fn exit(
@@ -142,8 +188,10 @@ impl Presence {
         Ok(())
     }
 
-    /// Publishes the events. A publish that fails after the publisher's retries is logged
-    /// and lost: the transition is recorded, and a presence query still answers right.
+    /// Publishes the events, each with an ID of its own (so that a publish the queue
+    /// received twice is pushed once: the pusher's ledger skips the copy). A publish that
+    /// fails after the publisher's retries is logged and lost: the transition is recorded,
+    /// and a presence query still answers right.
     async fn announce(&self, events: &[PresenceEvent]) {
         if events.is_empty() {
             return;
@@ -151,23 +199,19 @@ impl Presence {
         let mut requests = Vec::with_capacity(events.len());
         for event in events {
             match event.to_request() {
-                Ok(request) => requests.push(request),
+                Ok(request) => requests.push(request.with_id(event_id())),
                 Err(error) => tracing::error!(%error, "a presence event does not build"),
             }
         }
-        for (event, result) in events
+        for (request, result) in requests
             .iter()
             .zip(self.events.publish_batch(&requests).await)
         {
+            let id = request.id().map(RequestId::as_str);
             match result {
-                Ok(_) => tracing::info!(
-                    topic = %event.topic,
-                    event = event.change.as_str(),
-                    "presence event published"
-                ),
+                Ok(_) => tracing::info!(id, "presence event published"),
                 Err(error) => tracing::error!(
-                    topic = %event.topic,
-                    event = event.change.as_str(),
+                    id,
                     error = %with_causes(&error),
                     "publishing a presence event failed; it is lost"
                 ),
@@ -238,8 +282,10 @@ fn event(topic: &ExternalId, user: &UserId, change: PresenceChange) -> PresenceE
 
 /// Removes `connection` from the store with its subscriptions, and, with `presence`, from
 /// every presence topic it was in (announcing the leaves). `user` is the connection's user
-/// when the caller knows it; otherwise it is looked up (also when the connection has just
-/// expired, since a `$disconnect` comes as API Gateway closes it).
+/// when the caller knows it; otherwise it is read first (also when the connection has just
+/// expired, since a `$disconnect` comes as API Gateway closes it). The topics left are those
+/// the delete itself found once the connection's record was gone, so a subscription written
+/// while it ran is left too.
 pub(crate) async fn remove<S: ConnectionStore + ?Sized>(
     store: &S,
     presence: Option<&Presence>,
@@ -249,20 +295,25 @@ pub(crate) async fn remove<S: ConnectionStore + ?Sized>(
     let Some(presence) = presence else {
         return store.delete(connection).await;
     };
-    let held = store.subscriptions(connection).await?;
-    let topics = presence.policy.topics_of(&held);
-    let owner = match (user, topics.is_empty()) {
-        (_, true) => None,
-        (Some(user), false) => Some(user.clone()),
+    let owner = match user {
+        Some(user) => Some(user.clone()),
         // Expired connections are still read: the epoch is before every expiry.
-        (None, false) => store
+        None => store
             .get(connection, Timestamp::EPOCH)
             .await?
             .map(|found| found.user().clone()),
     };
-    let deletion = store.delete(connection).await?;
+    let (deletion, held) = store.delete_reporting_topics(connection).await?;
     if let Some(owner) = owner {
-        presence.exited(&owner, connection, &topics).await?;
+        presence.exited(&owner, connection, &held).await?;
     }
     Ok(deletion)
+}
+
+/// A fresh ID for one presence event.
+fn event_id() -> Option<RequestId> {
+    let suffix: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(16)
+        .collect();
+    RequestId::parse(format!("presence-{suffix}")).ok()
 }

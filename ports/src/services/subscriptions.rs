@@ -197,15 +197,21 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
         topics: &[ExternalId],
     ) -> Result<(), SubscribeError> {
         self.policy.check_count(topics)?;
-        self.store.unsubscribe(connection, topics).await?;
-        if let Some(presence) = &self.presence {
-            let topics = presence.policy().topics_of(topics);
-            // Expired connections are still read: the epoch is before every expiry.
-            if !topics.is_empty()
-                && let Some(found) = self.store.get(connection, Timestamp::EPOCH).await?
-            {
-                presence.exited(found.user(), connection, &topics).await?;
+        // The user is read before the write: a `$disconnect` racing this unsubscribe may have
+        // removed the connection by the time it is written.
+        let presence = match &self.presence {
+            Some(presence) if !presence.policy().topics_of(topics).is_empty() => {
+                // Expired connections are still read: the epoch is before every expiry.
+                self.store
+                    .get(connection, Timestamp::EPOCH)
+                    .await?
+                    .map(|found| (presence, found.user().clone()))
             }
+            _ => None,
+        };
+        self.store.unsubscribe(connection, topics).await?;
+        if let Some((presence, user)) = presence {
+            presence.exited(&user, connection, topics).await?;
         }
         tracing::info!(%connection, topics = topics.len(), "unsubscribed");
         Ok(())

@@ -304,3 +304,56 @@ async fn a_message_id_is_echoed_in_the_reply_and_a_bad_one_is_refused() {
         "field `id` must be 1 to 64 visible ASCII characters"
     );
 }
+
+#[tokio::test]
+async fn a_presence_reply_of_long_user_ids_stays_a_message_api_gateway_delivers() {
+    let (service, store) = service_with(SubscriptionPolicy::default()).await;
+    let mut publisher = wspush_ports::MockNotificationPublisher::new();
+    publisher
+        .expect_publish_batch()
+        .returning(|requests| requests.iter().map(|_| Ok(String::new())).collect());
+    let presence = wspush_ports::Presence::new(
+        wspush_domain::PresencePolicy::new(["room"]).expect("valid"),
+        store.clone(),
+        std::sync::Arc::new(publisher),
+    );
+    let service = service.with_presence(presence);
+    let room = [topic("room:1")];
+    for n in 0..600 {
+        // 256 bytes each, the longest a user ID may be.
+        let user = wspush_domain::UserId::parse(format!("{n:0>256}")).expect("valid");
+        let connection = wspush_domain::Connection::open(id(&format!("c{n}")), user, NOW);
+        store.save(&connection).await.expect("save");
+        store
+            .subscribe(&connection, &room, NOW)
+            .await
+            .expect("subscribe");
+    }
+    let fixture = store
+        .get(&id(CONNECTION), NOW)
+        .await
+        .expect("read")
+        .expect("saved");
+    store
+        .subscribe(&fixture, &room, NOW)
+        .await
+        .expect("subscribe");
+
+    let response = handle_route(
+        &with_body(
+            SUBSCRIBE,
+            r#"{"action":"presence","topic":"room:1","limit":1000}"#,
+        ),
+        &service,
+    )
+    .await;
+
+    assert_eq!(response.status_code, 200);
+    let text = body(&response);
+    assert!(text.len() < 128 * 1024, "{} bytes", text.len());
+    let reply: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(reply["total"], 601);
+    assert_eq!(reply["truncated"], true);
+    let listed = reply["users"].as_array().expect("users").len();
+    assert!((300..601).contains(&listed), "{listed} listed");
+}
