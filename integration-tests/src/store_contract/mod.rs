@@ -121,6 +121,9 @@ macro_rules! store_contract_tests {
             the_first_connection_of_a_user_joins_and_the_last_one_leaves,
             eight_concurrent_tasks_see_each_join_and_leave_once,
             presence_never_appears_in_an_audience,
+            an_entry_after_its_connection_was_removed_is_taken_back,
+            an_entry_whose_subscription_was_taken_meanwhile_is_taken_back,
+            an_expired_connection_leaves_before_the_users_next_entry,
         );
     };
     (@presence_cases $factory:path; $($case:ident),* $(,)?) => {

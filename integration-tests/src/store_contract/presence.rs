@@ -211,3 +211,155 @@ pub async fn presence_never_appears_in_an_audience(store: Store, presence: Prese
             .is_empty()
     );
 }
+
+/// The events a [`Presence`](wspush_ports::Presence) published, as `(user, topic, event)`.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(String, String, String)>>);
+
+#[async_trait]
+impl wspush_ports::NotificationPublisher for Recorded {
+    async fn publish(
+        &self,
+        request: &NotificationRequest,
+    ) -> Result<wspush_ports::MessageId, wspush_ports::PublishError> {
+        let data: serde_json::Value =
+            serde_json::from_str(request.payload()).expect("an event is JSON");
+        let event = &data["presence"];
+        self.0.lock().expect("lock").push((
+            event["user"].as_str().unwrap_or_default().to_owned(),
+            event["topic"].as_str().unwrap_or_default().to_owned(),
+            event["event"].as_str().unwrap_or_default().to_owned(),
+        ));
+        Ok(String::new())
+    }
+
+    async fn publish_batch(
+        &self,
+        requests: &[NotificationRequest],
+    ) -> Vec<Result<wspush_ports::MessageId, wspush_ports::PublishError>> {
+        let mut results = Vec::new();
+        for request in requests {
+            results.push(self.publish(request).await);
+        }
+        results
+    }
+}
+
+fn rooms(store: Presences, recorded: &Arc<Recorded>) -> wspush_ports::Presence {
+    wspush_ports::Presence::new(
+        wspush_domain::PresencePolicy::new(["room"]).expect("valid"),
+        store,
+        Arc::clone(recorded) as Arc<dyn wspush_ports::NotificationPublisher>,
+    )
+    .expect("on")
+}
+
+fn seen(recorded: &Recorded) -> Vec<(String, String, String)> {
+    recorded.0.lock().expect("lock").clone()
+}
+
+fn said(user: &str, topic: &str, event: &str) -> (String, String, String) {
+    (user.to_owned(), topic.to_owned(), event.to_owned())
+}
+
+/// A `$disconnect` that ran between a subscribe's write and its entry (so it found nothing
+/// to leave): the entry, made after, is taken back, and its join has its leave.
+pub async fn an_entry_after_its_connection_was_removed_is_taken_back(
+    store: Store,
+    presence: Presences,
+) {
+    let recorded = Arc::new(Recorded::default());
+    let rooms = rooms(presence.clone(), &recorded);
+    let ana = open("c1", "ana");
+    save_all(&store, std::slice::from_ref(&ana)).await;
+    subscribe(&store, &ana, &["room:1"]).await; // the subscribe's write
+    wspush_ports::ConnectionService::new(Arc::clone(&store), Arc::new(ManualClock::at(NOW)))
+        .with_presence(Some(rooms.clone()))
+        .disconnect(ana.id())
+        .await
+        .expect("disconnect");
+    assert!(seen(&recorded).is_empty(), "nothing was entered yet");
+
+    rooms
+        .entered(store.as_ref(), &ana, &[topic("room:1")], NOW)
+        .await
+        .expect("entered");
+
+    assert_eq!(
+        seen(&recorded),
+        [
+            said("ana", "room:1", "join"),
+            said("ana", "room:1", "leave")
+        ]
+    );
+    assert!(present(&presence, "room:1", "ana").await.is_empty());
+}
+
+/// An unsubscribe that ran between a subscribe's write and its entry: the entry is taken
+/// back, while the entries whose subscriptions stand stay.
+pub async fn an_entry_whose_subscription_was_taken_meanwhile_is_taken_back(
+    store: Store,
+    presence: Presences,
+) {
+    let recorded = Arc::new(Recorded::default());
+    let rooms = rooms(presence.clone(), &recorded);
+    let ana = open("c1", "ana");
+    save_all(&store, std::slice::from_ref(&ana)).await;
+    subscribe(&store, &ana, &["room:2"]).await; // room:1's write was undone meanwhile
+
+    rooms
+        .entered(
+            store.as_ref(),
+            &ana,
+            &[topic("room:1"), topic("room:2")],
+            NOW,
+        )
+        .await
+        .expect("entered");
+
+    assert_eq!(
+        seen(&recorded),
+        [
+            said("ana", "room:1", "join"),
+            said("ana", "room:2", "join"),
+            said("ana", "room:1", "leave")
+        ]
+    );
+    assert!(present(&presence, "room:1", "ana").await.is_empty());
+    assert_eq!(
+        present(&presence, "room:2", "ana").await,
+        BTreeSet::from(["c1".to_owned()])
+    );
+}
+
+/// A user's connection that expired without a `$disconnect` is taken out before the user's
+/// next connection enters: its leave, then the join.
+pub async fn an_expired_connection_leaves_before_the_users_next_entry(
+    store: Store,
+    presence: Presences,
+) {
+    let recorded = Arc::new(Recorded::default());
+    let rooms = rooms(presence.clone(), &recorded);
+    let ghost = expired("ghost", "ana");
+    let fresh = open("fresh", "ana");
+    save_all(&store, &[ghost.clone(), fresh.clone()]).await;
+    let _ = enter(&presence, "room:1", "ana", "ghost").await;
+    subscribe(&store, &fresh, &["room:1"]).await;
+
+    rooms
+        .entered(store.as_ref(), &fresh, &[topic("room:1")], NOW)
+        .await
+        .expect("entered");
+
+    assert_eq!(
+        seen(&recorded),
+        [
+            said("ana", "room:1", "leave"),
+            said("ana", "room:1", "join")
+        ]
+    );
+    assert_eq!(
+        present(&presence, "room:1", "ana").await,
+        BTreeSet::from(["fresh".to_owned()])
+    );
+}
