@@ -1,7 +1,7 @@
 //! Start-up of the local gateway, and the handle to a running one.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::Context;
 use tokio::sync::oneshot;
@@ -10,6 +10,7 @@ use wspush_adapters::aws::local_sdk_config;
 use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway};
 
 use crate::config::LocalConfig;
+use crate::queue::Received;
 use crate::registry::Outbound;
 use crate::routes;
 use crate::state::{AppState, Store};
@@ -103,7 +104,7 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
     let address = listener.local_addr()?;
     let (state, queued) = AppState::build(config, address).await?;
     let state = Arc::new(state);
-    tokio::spawn(crate::queue::drain(Arc::downgrade(&state), queued));
+    tokio::spawn(drain(Arc::downgrade(&state), queued));
     let stage = state.config.stage.clone();
     let app = routes::router(Arc::clone(&state));
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -124,4 +125,20 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<RunningGateway> {
         server,
         state,
     })
+}
+
+/// Pushes what is published until the gateway's state is gone (its queue with it).
+async fn drain(state: Weak<AppState>, mut received: Received) {
+    while let Some(request) = received.recv().await {
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let report = state.pusher.push(&request).await;
+        tracing::info!(
+            delivered = report.delivered,
+            pruned = report.pruned,
+            "pushed a queued request"
+        );
+        drop::<Arc<AppState>>(state);
+    }
 }

@@ -2,14 +2,10 @@
 //! enqueue (presence joins and leaves) are handed to the in-process pusher, one after
 //! another in the order published.
 
-use std::sync::{Arc, Weak};
-
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use wspush_domain::NotificationRequest;
 use wspush_ports::{MessageId, NotificationPublisher, PublishError};
-
-use crate::state::AppState;
 
 /// Publishes to the in-process pusher.
 #[derive(Debug, Clone)]
@@ -17,7 +13,7 @@ pub(crate) struct InProcessQueue {
     sender: mpsc::UnboundedSender<NotificationRequest>,
 }
 
-/// The other end: what [`drain`] pushes.
+/// The other end: what the gateway's drain task pushes.
 pub(crate) type Received = mpsc::UnboundedReceiver<NotificationRequest>;
 
 impl InProcessQueue {
@@ -46,21 +42,5 @@ impl NotificationPublisher for InProcessQueue {
             results.push(self.publish(request).await);
         }
         results
-    }
-}
-
-/// Pushes what is published until the gateway's state is gone (its queue with it).
-pub(crate) async fn drain(state: Weak<AppState>, mut received: Received) {
-    while let Some(request) = received.recv().await {
-        let Some(state) = state.upgrade() else {
-            return;
-        };
-        let report = state.pusher.push(&request).await;
-        tracing::info!(
-            delivered = report.delivered,
-            pruned = report.pruned,
-            "pushed a queued request"
-        );
-        drop::<Arc<AppState>>(state);
     }
 }

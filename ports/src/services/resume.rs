@@ -22,9 +22,9 @@ use wspush_domain::history::envelope;
 use wspush_domain::{ConnectionId, ExternalId, HistoryPolicy, Position, Since};
 
 use crate::causes::with_causes;
+use crate::clock::Clock;
 use crate::gateway::{ConnectionGateway, GatewayError};
 use crate::history::{HistoryRead, HistoryStore};
-use crate::services::subscriptions::SubscriptionService;
 use crate::store::{ConnectionStore, StoreError};
 
 /// How long a resume waits for audience reads to show the new subscription.
@@ -59,21 +59,32 @@ enum RecoverError {
     Post(#[from] GatewayError),
 }
 
-impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
-    /// Hands `connection`, just subscribed, what it missed of each stream in `since`.
-    pub(crate) async fn resume(&self, connection: &ConnectionId, since: &Since) -> Resumed {
+/// What a subscribe `since` positions gets when no history is kept: every stream a gap.
+pub(crate) fn all_gaps(since: &Since) -> Resumed {
+    Resumed {
+        gaps: since.iter().map(|(stream, _)| stream.clone()).collect(),
+        ..Resumed::default()
+    }
+}
+
+impl Resume {
+    /// Hands `connection`, just subscribed in `store`, what it missed of each stream in
+    /// `since`.
+    pub(crate) async fn run<S: ConnectionStore + ?Sized>(
+        &self,
+        store: &S,
+        clock: &dyn Clock,
+        connection: &ConnectionId,
+        since: &Since,
+    ) -> Resumed {
         let mut resumed = Resumed::default();
-        let Some(resume) = &self.resume else {
-            resumed.gaps = since.iter().map(|(stream, _)| stream.clone()).collect();
-            return resumed;
-        };
         let mut caught_up: Vec<(ExternalId, Position)> = Vec::new();
         for (stream, after) in since.iter() {
-            if !resume.policy.keeps(stream) {
+            if !self.policy.keeps(stream) {
                 resumed.gaps.push(stream.clone());
                 continue;
             }
-            match self.recover(resume, connection, stream, after).await {
+            match self.recover(clock, connection, stream, after).await {
                 Some((count, last)) => {
                     resumed.recovered.insert(stream.clone(), count);
                     caught_up.push((stream.clone(), last));
@@ -82,13 +93,11 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
             }
         }
         for (stream, last) in caught_up {
-            let shown = self
-                .index_shows(resume.index_wait, &stream, connection)
-                .await;
+            let shown = self.index_shows(store, clock, &stream, connection).await;
             let again = match shown {
-                true => self.recover(resume, connection, &stream, &last).await,
+                true => self.recover(clock, connection, &stream, &last).await,
                 false => {
-                    tracing::warn!(%connection, wait_ms = resume.index_wait.as_millis() as u64, "audience reads did not show the subscription in time; reporting a gap");
+                    tracing::warn!(%connection, wait_ms = self.index_wait.as_millis() as u64, "audience reads did not show the subscription in time; reporting a gap");
                     None
                 }
             };
@@ -109,15 +118,15 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
     /// for a gap (or a failure, logged).
     async fn recover(
         &self,
-        resume: &Resume,
+        clock: &dyn Clock,
         connection: &ConnectionId,
         stream: &ExternalId,
         after: &Position,
     ) -> Option<(usize, Position)> {
         let result: Result<_, RecoverError> = async {
-            let read = resume
+            let read = self
                 .history
-                .read_after(stream, after, resume.policy.retention(), self.clock.now())
+                .read_after(stream, after, self.policy.retention(), clock.now())
                 .await?;
             let HistoryRead::Messages(messages) = read else {
                 return Ok(None);
@@ -125,7 +134,7 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
             let mut last = after.clone();
             for message in &messages {
                 let text = envelope(&message.data, &message.positions_for(stream));
-                post(resume.gateway.as_ref(), connection, Bytes::from(text)).await?;
+                post(self.gateway.as_ref(), connection, Bytes::from(text)).await?;
                 last = message.position.clone();
             }
             Ok(Some((messages.len(), last)))
@@ -137,19 +146,19 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
         })
     }
 
-    /// Whether audience reads of `stream` show `connection` within `wait`.
-    async fn index_shows(
+    /// Whether audience reads of `stream` in `store` show `connection` within the wait.
+    async fn index_shows<S: ConnectionStore + ?Sized>(
         &self,
-        wait: Duration,
+        store: &S,
+        clock: &dyn Clock,
         stream: &ExternalId,
         connection: &ConnectionId,
     ) -> bool {
-        let until = tokio::time::Instant::now() + wait;
+        let until = tokio::time::Instant::now() + self.index_wait;
         let mut pause = Duration::from_millis(20);
         loop {
-            match self
-                .store
-                .audience_includes(stream, connection, self.clock.now())
+            match store
+                .audience_includes(stream, connection, clock.now())
                 .await
             {
                 Ok(true) => return true,

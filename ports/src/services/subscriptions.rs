@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::gateway::ConnectionGateway;
 use crate::history::HistoryStore;
 use crate::services::presence::{Members, Presence};
-use crate::services::resume::{INDEX_WAIT, Resume, Resumed};
+use crate::services::resume::{INDEX_WAIT, Resume, Resumed, all_gaps};
 use crate::store::{ConnectionStore, StoreError};
 
 /// Why a subscribe or unsubscribe request failed.
@@ -49,11 +49,11 @@ impl From<StoreError> for SubscribeError {
 
 /// Subscribes connections to external IDs under a [`SubscriptionPolicy`].
 pub struct SubscriptionService<S: ?Sized> {
-    pub(crate) store: Arc<S>,
-    pub(crate) clock: Arc<dyn Clock>,
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
     policy: SubscriptionPolicy,
     /// Where a subscribe `since` a position is caught up from, and posted through.
-    pub(crate) resume: Option<Resume>,
+    resume: Option<Resume>,
     presence: Option<Presence>,
 }
 
@@ -136,7 +136,15 @@ impl<S: ConnectionStore + ?Sized> SubscriptionService<S> {
         if since.is_empty() {
             return Ok((held, None));
         }
-        Ok((held, Some(self.resume(connection, since).await)))
+        let resumed = match &self.resume {
+            Some(resume) => {
+                resume
+                    .run(self.store.as_ref(), self.clock.as_ref(), connection, since)
+                    .await
+            }
+            None => all_gaps(since),
+        };
+        Ok((held, Some(resumed)))
     }
 
     /// Subscribes `connection` to `topics` if the policy allows all of them, and returns
