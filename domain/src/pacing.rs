@@ -7,6 +7,18 @@
 //! on its own is not enough: with hundreds in flight, the retries alone keep the account at
 //! its limit. A [`Pacer`] spaces the starts of all posts of all pushes in one instance.
 //!
+//! Not every 429 is the account's throttle: API Gateway also answers 429 to a post to one
+//! connection whose client is not reading (its buffer is full, a phone on a bad network).
+//! Cutting the shared rate for those would slow every connection for a few slow ones. So
+//! the rate is cut on a signal only the account throttle gives: of the **first** posts to
+//! connections answered within a short window ([`SIGNAL_WINDOW`]), at least
+//! [`SIGNAL_THROTTLED_SHARE`] were answered 429, out of at least [`SIGNAL_MIN_FIRST_POSTS`].
+//! The account throttle answers 429 to a share of all calls above its rate, first posts
+//! included; a slow client answers 429 to every post to itself, so its retries repeat it
+//! but its first post is one among all the first posts: a slow share of the audience below
+//! 10% never cuts the rate, whatever its retries. Each connection's retries keep their own
+//! backoff (the push service's retry policy).
+//!
 //! Time is given by the caller as a [`Duration`] since any fixed instant, so the rules are
 //! pure and tested without a clock.
 
@@ -23,6 +35,12 @@ const CUT_COOLDOWN: Duration = Duration::from_millis(100);
 const SUCCESSES_TO_RECOVER: f64 = 2_000.0;
 /// Posts may start this far ahead of the steady schedule (a burst after an idle spell).
 const BURST: Duration = Duration::from_millis(50);
+/// How long the first posts' answers are counted together.
+pub const SIGNAL_WINDOW: Duration = Duration::from_millis(250);
+/// The fewest first posts answered in a window for their 429s to cut the rate.
+pub const SIGNAL_MIN_FIRST_POSTS: u32 = 20;
+/// The share of a window's first posts answered 429 that cuts the rate.
+pub const SIGNAL_THROTTLED_SHARE: f64 = 0.1;
 
 /// Spaces post starts at the current rate; see the module documentation.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +52,15 @@ pub struct Pacer {
     last_cut: Option<Duration>,
     /// Posts booked for a later start that have not started (nor given up) yet.
     waiting: usize,
+    /// The first posts answered in the current window, and those of them answered 429.
+    window: FirstPosts,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct FirstPosts {
+    since: Duration,
+    answered: u32,
+    throttled: u32,
 }
 
 impl Pacer {
@@ -46,6 +73,7 @@ impl Pacer {
             next: Duration::ZERO,
             last_cut: None,
             waiting: 0,
+            window: FirstPosts::default(),
         }
     }
 
@@ -87,16 +115,49 @@ impl Pacer {
         self.waiting = self.waiting.saturating_sub(1);
     }
 
-    /// The gateway answered 429 at `now`: halve the rate, at most once per cooldown.
-    pub fn throttled(&mut self, now: Duration) {
+    /// A connection's first post was answered at `now`, 429 (`throttled`) or delivered.
+    /// Cuts the rate when the window's first posts show the account's throttle (see the
+    /// module docs); returns whether it did. Retries are not counted: a slow client's
+    /// repeated 429s are its own.
+    pub fn first_post_answered(&mut self, now: Duration, throttled: bool) -> bool {
+        if now.saturating_sub(self.window.since) >= SIGNAL_WINDOW {
+            self.window = FirstPosts {
+                since: now,
+                ..FirstPosts::default()
+            };
+        }
+        self.window.answered += 1;
+        self.window.throttled += u32::from(throttled);
+        let FirstPosts {
+            answered,
+            throttled: refused,
+            ..
+        } = self.window;
+        let account_throttle = throttled
+            && answered >= SIGNAL_MIN_FIRST_POSTS
+            && f64::from(refused) >= SIGNAL_THROTTLED_SHARE * f64::from(answered);
+        if !account_throttle {
+            return false;
+        }
+        self.window = FirstPosts {
+            since: now,
+            ..FirstPosts::default()
+        };
+        self.cut(now)
+    }
+
+    /// The account throttle showed at `now`: halve the rate, at most once per cooldown;
+    /// whether it did.
+    pub fn cut(&mut self, now: Duration) -> bool {
         let cooling = self
             .last_cut
             .is_some_and(|cut| now.saturating_sub(cut) < CUT_COOLDOWN);
         if cooling {
-            return;
+            return false;
         }
         self.rate = (self.rate * CUT_TO).max(self.ceiling * FLOOR_SHARE);
         self.last_cut = Some(now);
+        true
     }
 
     /// A post got through: raise the rate a step, up to the ceiling.
@@ -148,13 +209,13 @@ mod tests {
     fn a_throttle_halves_the_rate_once_per_cooldown_down_to_the_floor() {
         let mut pacer = Pacer::new(1_000);
 
-        pacer.throttled(ms(0));
-        pacer.throttled(ms(50));
+        let _ = pacer.cut(ms(0));
+        let _ = pacer.cut(ms(50));
         assert_eq!(pacer.rate(), 500.0, "the second 429 is the same event");
-        pacer.throttled(ms(100));
+        let _ = pacer.cut(ms(100));
         assert_eq!(pacer.rate(), 250.0);
         for step in 2..20 {
-            pacer.throttled(ms(100 * step));
+            let _ = pacer.cut(ms(100 * step));
         }
         assert_eq!(pacer.rate(), 20.0, "the floor is 2% of the ceiling");
     }
@@ -162,7 +223,7 @@ mod tests {
     #[test]
     fn deliveries_raise_the_rate_back_to_the_ceiling_and_no_higher() {
         let mut pacer = Pacer::new(1_000);
-        pacer.throttled(ms(0));
+        let _ = pacer.cut(ms(0));
 
         for _ in 0..1_000 {
             pacer.delivered();
@@ -182,7 +243,7 @@ mod tests {
         for _ in 0..100 {
             pacer.reserve(ms(0), None);
         }
-        pacer.throttled(ms(0));
+        let _ = pacer.cut(ms(0));
 
         let first = pacer.reserve(ms(0), None).expect("no stop");
         let second = pacer.reserve(ms(0), None).expect("no stop");
@@ -247,12 +308,58 @@ mod tests {
         // 1 post a second at the floor of 2% is one every 50 s.
         let mut pacer = Pacer::new(1);
         for step in 0..10 {
-            pacer.throttled(ms(1_000 * step));
+            let _ = pacer.cut(ms(1_000 * step));
         }
 
         let first = pacer.reserve(ms(0), None).expect("no stop");
         let second = pacer.reserve(ms(0), None).expect("no stop");
 
         assert_eq!((first, second), (ms(0), ms(50_000)));
+    }
+
+    /// `first` first posts answered over `span`, evenly, `share` of them 429 (spread out);
+    /// how many times the rate was cut.
+    fn answer_first_posts(pacer: &mut Pacer, first: u32, share: f64, span: Duration) -> u32 {
+        let mut cuts = 0;
+        let mut owed = 0.0;
+        for n in 0..first {
+            owed += share;
+            let throttled = owed >= 1.0;
+            if throttled {
+                owed -= 1.0;
+            }
+            let at = span.mul_f64(f64::from(n) / f64::from(first));
+            cuts += u32::from(pacer.first_post_answered(at, throttled));
+        }
+        cuts
+    }
+
+    #[test]
+    fn a_few_slow_connections_never_cut_the_rate_however_often_they_are_retried() {
+        let mut pacer = Pacer::new(1_000);
+        // 10,000 first posts over 10 s, 2% of them (200 slow clients) answered 429; their
+        // retries are not first posts, so they do not count.
+        let cuts = answer_first_posts(&mut pacer, 10_000, 0.02, ms(10_000));
+        assert_eq!(cuts, 0);
+        assert_eq!(pacer.rate(), 1_000.0);
+        // Just under the share: still no cut.
+        assert_eq!(answer_first_posts(&mut pacer, 10_000, 0.09, ms(10_000)), 0);
+    }
+
+    #[test]
+    fn the_account_throttle_cuts_the_rate() {
+        let mut pacer = Pacer::new(1_000);
+        // A third of the first posts refused: the throttle of the whole account.
+        let cuts = answer_first_posts(&mut pacer, 1_000, 0.34, ms(1_000));
+        assert!(cuts >= 4, "{cuts} cuts");
+        assert!(pacer.rate() < 1_000.0 / 8.0, "{}", pacer.rate());
+    }
+
+    #[test]
+    fn a_small_push_of_slow_connections_is_too_few_to_cut() {
+        let mut pacer = Pacer::new(1_000);
+        // Ten first posts, half refused: fewer than the 20 a window needs.
+        assert_eq!(answer_first_posts(&mut pacer, 10, 0.5, ms(100)), 0);
+        assert_eq!(pacer.rate(), 1_000.0);
     }
 }

@@ -220,3 +220,78 @@ async fn under_faults_each_live_client_gets_each_record_once_or_is_reported_fail
     );
     setup.finish().await;
 }
+
+/// Slow clients (every post to them answered 429, as API Gateway answers a client whose
+/// buffer is full) are retried on their own and reported failed; every other socket gets
+/// the push. On both stores.
+async fn slow_clients_are_reported_failed_and_every_other_socket_is_delivered(setup: Setup) {
+    let faults = Faults {
+        slow_connections: 0.1,
+        ..Faults::default()
+    };
+    let mut clients = Vec::new();
+    for index in 0..100 {
+        let mut client = setup.connect(&format!("u-{index}")).await;
+        client.subscribe(&["room:slow"]).await;
+        clients.push(client);
+    }
+    let slow: HashSet<String> = clients
+        .iter()
+        .map(|client| client.id.clone())
+        .filter(|id| faults.is_slow(id))
+        .collect();
+    assert!(!slow.is_empty() && slow.len() < 30, "{} slow", slow.len());
+
+    let (status, report) = setup
+        .notify(r#"{"topics":["room:slow"],"data":"hello"}"#)
+        .await;
+
+    assert_eq!(status, 502, "incomplete: {report}");
+    assert_eq!(report["delivered"], 100 - slow.len(), "{report}");
+    let failed: HashSet<String> = report["failed"]
+        .as_array()
+        .expect("failed")
+        .iter()
+        .map(|failure| {
+            assert_eq!(failure["reason"]["kind"], "throttled", "{failure}");
+            failure["connection"].as_str().expect("an ID").to_owned()
+        })
+        .collect();
+    assert_eq!(failed, slow, "exactly the slow ones are reported failed");
+    let received = futures::future::join_all(clients.iter_mut().map(drain)).await;
+    for (client, got) in clients.iter().zip(received) {
+        let expected: &[&str] = if slow.contains(&client.id) {
+            &[]
+        } else {
+            &[r#""hello""#]
+        };
+        assert_eq!(got, expected, "{}", client.id);
+    }
+    setup.finish().await;
+}
+
+fn slow_setup() -> LocalConfig {
+    LocalConfig {
+        faults: Faults {
+            slow_connections: 0.1,
+            ..Faults::default()
+        },
+        ..LocalConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_on_memory() {
+    slow_clients_are_reported_failed_and_every_other_socket_is_delivered(
+        Setup::memory_with(slow_setup()).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_on_dynamodb() {
+    slow_clients_are_reported_failed_and_every_other_socket_is_delivered(
+        Setup::dynamodb_with_config(slow_setup()).await,
+    )
+    .await;
+}

@@ -22,6 +22,26 @@ pub struct Faults {
     /// Never fire `$disconnect` when a socket closes, as API Gateway may not: the store keeps
     /// the connection until a push gets a 410 and prunes it.
     pub lose_disconnects: bool,
+    /// Share of connections, from 0 to 1, whose client does not read (its buffer is full):
+    /// every post to them is answered 429, as API Gateway answers a slow client. Which ones
+    /// is a fixed function of the connection ID ([`Faults::is_slow`]).
+    pub slow_connections: f64,
+}
+
+impl Faults {
+    /// Whether `connection` is one of the [`slow_connections`](Self::slow_connections).
+    pub fn is_slow(&self, connection: &str) -> bool {
+        if self.slow_connections <= 0.0 {
+            return false;
+        }
+        // FNV-1a: stable across runs, so a test can name the slow ones.
+        let hash = connection
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        ((hash % 1_000_000) as f64) < self.slow_connections * 1_000_000.0
+    }
 }
 
 /// What to answer a post with, when a fault is injected.
@@ -47,11 +67,14 @@ impl FaultInjector {
         }
     }
 
-    /// Waits the injected latency, then decides whether the post fails.
-    pub async fn apply(&self) -> Option<Injected> {
+    /// Waits the injected latency, then decides whether the post to `connection` fails.
+    pub async fn apply(&self, connection: &str) -> Option<Injected> {
         let delay = self.faults.latency + self.faults.jitter.mul_f64(fastrand::f64());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+        }
+        if self.faults.is_slow(connection) {
+            return Some(Injected::Throttled);
         }
         if fastrand::f64() < self.faults.throttle_rate {
             return Some(Injected::Throttled);

@@ -110,6 +110,11 @@ struct Args {
     /// their subscribers, and `{"action":"presence","topic":...}` answers who is there.
     #[arg(long, value_delimiter = ',', env = settings::PRESENCE_NAMESPACES)]
     presence_namespaces: Vec<String>,
+    /// Share of connections (0 to 1) whose every POST @connections is answered 429, as API
+    /// Gateway answers a client that does not read (a slow phone): unlike
+    /// --requests-per-second, the account's throttle, they must slow nobody else.
+    #[arg(long, default_value_t = 0.0)]
+    slow_connections: f64,
     /// Latency added to every POST @connections, in milliseconds.
     #[arg(long, default_value_t = 0)]
     post_latency_ms: u64,
@@ -277,6 +282,7 @@ async fn main() -> anyhow::Result<()> {
             error_rate: rate("error-rate", args.error_rate)?,
             requests_per_second: args.requests_per_second,
             lose_disconnects: args.lose_disconnects,
+            slow_connections: rate("slow-connections", args.slow_connections)?,
         },
         subprotocols: (!args.subprotocols.is_empty()).then(|| args.subprotocols.clone()),
         concurrent_messages: args.concurrent_messages,

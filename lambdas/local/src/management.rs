@@ -48,7 +48,7 @@ pub async fn post_to_connection(
             Some("Request entity too large"),
         );
     }
-    match state.faults.apply().await {
+    match state.faults.apply(&id).await {
         Some(Injected::Throttled) => {
             return api_error(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -684,6 +684,64 @@ async fn throttled_answers_slow_the_whole_fan_out_where_server_errors_do_not() {
         elapsed.push(started.elapsed());
     }
 
-    // The same 400 posts either way; only 429s cut the shared rate.
-    assert!(elapsed[1] > elapsed[0] * 3, "{elapsed:?}");
+    // The same 400 posts either way; only 429s (here from every connection: the account's
+    // throttle) cut the shared rate.
+    assert!(elapsed[1] > elapsed[0] * 2, "{elapsed:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_few_slow_connections_are_retried_alone_and_slow_nobody_else() {
+    /// Answers 429 to every post to the connections `slow` names (a full client buffer),
+    /// and notes when it last delivered to another.
+    fn slow_clients(
+        slow: fn(&str) -> bool,
+        last_delivery: Arc<Mutex<tokio::time::Instant>>,
+    ) -> MockConnectionGateway {
+        let mut gateway = MockConnectionGateway::new();
+        gateway.expect_post().returning(move |connection, _| {
+            if slow(connection.as_str()) {
+                return Err(GatewayError::Throttled);
+            }
+            *last_delivery.lock().expect("lock") = tokio::time::Instant::now();
+            Ok(())
+        });
+        gateway
+    }
+    let mut delivered_within = Vec::new();
+    for slow in [
+        (|_: &str| false) as fn(&str) -> bool,
+        // 4 of 200 connections, 2%.
+        |connection: &str| ["c7", "c50", "c120", "c199"].contains(&connection),
+    ] {
+        let started = tokio::time::Instant::now();
+        let last_delivery = Arc::new(Mutex::new(started));
+        let gateway = slow_clients(slow, Arc::clone(&last_delivery));
+        let push = service(many_connections(200).await, gateway, paced(1_000));
+
+        let report = push.push(&request(r#"{"data":1}"#)).await;
+
+        let slow_ones = (0..200).filter(|n| slow(&format!("c{n}"))).count();
+        assert_eq!(report.delivered, 200 - slow_ones);
+        assert_eq!(
+            report.failed.len(),
+            slow_ones,
+            "reported failed, to be re-enqueued"
+        );
+        assert!(
+            report
+                .failed
+                .iter()
+                .all(|failure| failure.reason == FailureReason::Throttled),
+            "{:?}",
+            report.failed
+        );
+        delivered_within.push(*last_delivery.lock().expect("lock") - started);
+    }
+    // The slow ones' retries wait on their own backoff; the others go at the full rate, so
+    // the last of them is delivered when it would be without the slow ones (it was 1.35
+    // times later when every 429 cut the shared rate).
+    assert!(
+        delivered_within[1] <= delivered_within[0] * 11 / 10,
+        "{delivered_within:?}: the shared rate was cut"
+    );
 }

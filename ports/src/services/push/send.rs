@@ -110,7 +110,14 @@ where
             }
             let error = match self.gateway.post(id, payload.clone()).await {
                 Ok(()) => {
-                    self.with_pacer(Pacer::delivered);
+                    let first = attempt.retries == 0;
+                    let now = self.epoch.elapsed();
+                    self.with_pacer(|pacer| {
+                        pacer.delivered();
+                        if first {
+                            pacer.first_post_answered(now, false);
+                        }
+                    });
                     attempt.outcome = Outcome::Delivered;
                     return attempt;
                 }
@@ -123,9 +130,18 @@ where
                 }
                 GatewayError::Throttled | GatewayError::Unavailable(_) => {
                     let throttled = matches!(error, GatewayError::Throttled);
-                    if throttled {
+                    if throttled && attempt.retries == 0 {
+                        // Only first posts tell the account's throttle from a slow client
+                        // (see `Pacer`); this connection's retries wait on its own backoff.
                         let now = self.epoch.elapsed();
-                        self.with_pacer(|pacer| pacer.throttled(now));
+                        self.with_pacer(|pacer| {
+                            if pacer.first_post_answered(now, true) {
+                                tracing::info!(
+                                    rate = pacer.rate(),
+                                    "the account throttles posts; the shared rate is cut"
+                                );
+                            }
+                        });
                     }
                     attempt.throttled += u32::from(throttled);
                     let delay = policy.delay(attempt.retries, fastrand::f64());

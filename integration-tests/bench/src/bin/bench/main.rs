@@ -86,6 +86,11 @@ pub(crate) struct Suite {
     /// `room:*`).
     #[arg(long)]
     pub(crate) history: bool,
+    /// Share of the connections (0 to 1) whose every post the gateway answers 429, as API
+    /// Gateway answers a client that does not read: they are reported failed, the others
+    /// must be delivered (compare with 0, under a post-rate ceiling).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) slow_connections: f64,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -133,6 +138,8 @@ pub(crate) struct PushArgs {
     pub(crate) max_posts_per_second: Option<u32>,
     #[arg(long)]
     pub(crate) history: bool,
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) slow_connections: f64,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -23,6 +23,7 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
         stage: "bench".to_owned(),
         faults: Faults {
             latency: Duration::from_millis(suite.latency_ms),
+            slow_connections: suite.slow_connections,
             ..Faults::default()
         },
         ..LocalConfig::default()
@@ -81,6 +82,9 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
                 if suite.history {
                     command.arg("--history");
                 }
+                if suite.slow_connections > 0.0 {
+                    command.args(["--slow-connections", &suite.slow_connections.to_string()]);
+                }
                 if let Some(rate) = suite.max_posts_per_second {
                     command.args(["--max-posts-per-second", &rate.to_string()]);
                 }
@@ -101,9 +105,17 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
                 let measurement: Measurement = serde_json::from_slice(&output.stdout)
                     .context("reading the push child's measurement")?;
                 let tally = gateway.virtual_tally();
+                let slow = Faults {
+                    slow_connections: suite.slow_connections,
+                    ..Faults::default()
+                };
+                let reached = (0..connections)
+                    .map(|index| MEASURED.id(index))
+                    .chain((0..warm_up).map(|index| WARM_UP.id(index)))
+                    .filter(|id| !slow.is_slow(id))
+                    .count();
                 ensure!(
-                    tally.exactly_once == connections + warm_up
-                        && tally.messages == (connections + warm_up) as u64,
+                    tally.exactly_once == reached && tally.messages == reached as u64,
                     "the gateway did not see every connection reached exactly once: {tally:?}"
                 );
                 eprintln!(
