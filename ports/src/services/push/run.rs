@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use wspush_domain::history::envelope;
 use wspush_domain::{Connection, Leftover, NotificationRequest};
@@ -16,6 +16,10 @@ use crate::services::push::halt::Halt;
 use crate::services::push::plan::{Plan, Run};
 use crate::services::push::send::Outcome;
 use crate::store::ConnectionStore;
+
+/// Connections handled at once per post slot: the others of a slot's connections wait out
+/// their retry backoff, or their turn for the slot.
+const CONNECTIONS_PER_POST_SLOT: usize = 4;
 
 impl<S, G> PushService<S, G>
 where
@@ -35,6 +39,10 @@ where
         };
         let halt = Halt::default();
         let mut report = PushReport::default();
+        // `max_in_flight` bounds the posts in flight; a connection waiting out its retry
+        // backoff (a slow client answering 429) holds no post slot, so more connections than
+        // that are handled at once: a few slow ones never starve the others of slots.
+        let posts = Semaphore::new(self.config.max_in_flight);
 
         // Two pages of read-ahead keep posts flowing while the next page is read, and bound
         // the memory a push holds to a few pages.
@@ -43,8 +51,14 @@ where
         let pages = stream::poll_fn(move |cx| pages_rx.poll_recv(cx));
         let send = pages
             .flat_map(stream::iter)
-            .map(|connection| self.deliver_one(connection, payload.clone(), &halt, plan.stop_at))
-            .buffer_unordered(self.config.max_in_flight)
+            .map(|connection| {
+                self.deliver_one(connection, payload.clone(), &halt, plan.stop_at, &posts)
+            })
+            .buffer_unordered(
+                self.config
+                    .max_in_flight
+                    .saturating_mul(CONNECTIONS_PER_POST_SLOT),
+            )
             .fold(
                 (PushReport::default(), Vec::new(), Vec::new()),
                 |(mut sent, mut unsent, mut retry_later), attempt| {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wspush_domain::{Connection, ConnectionId, Pacer};
 
@@ -80,6 +81,7 @@ where
         payload: Bytes,
         halt: &Halt,
         stop_at: Option<Instant>,
+        posts: &Semaphore,
     ) -> Attempt {
         let policy = &self.config.retry;
         let started = Instant::now();
@@ -97,6 +99,11 @@ where
                 return attempt;
             }
             let attempts = attempt.retries + 1;
+            // A post slot first (none is held while a retry waits out its backoff); the
+            // semaphore lives as long as the push, so it is never closed.
+            let Ok(slot) = posts.acquire().await else {
+                return attempt;
+            };
             // No waiting for a rate slot once the stop point has come, nor for one that
             // falls after it: an unsent connection costs nothing but its place in a list. One
             // already tried goes on a generation later, like a retry that falls after it.
@@ -154,6 +161,7 @@ where
                             return attempt;
                         }
                         tracing::debug!(connection = %id, ?delay, %error, "retrying post");
+                        drop(slot);
                         tokio::time::sleep(delay).await;
                         attempt.retries += 1;
                         continue;
