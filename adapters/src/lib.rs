@@ -7,7 +7,7 @@
 //! | port | adapters |
 //! |---|---|
 //! | `ConnectionStore`, `RequestLedger` | [`DynamoDbStore`] (the production store, [`dynamodb`]), [`MemoryStore`] (a real, thread-safe store with expiry, the local gateway's default) |
-//! | `ConnectionGateway` | [`ApiGatewayGateway`] (the API Gateway Management API, `@connections`) |
+//! | `ConnectionGateway` | [`ApiGatewayGateway`] (the API Gateway Management API, `@connections`, on the lean transport or the SDK: [`Transport`]) |
 //! | `NotificationPublisher` | [`SqsPublisher`], [`SnsPublisher`] (with [`publish`], what they share) |
 //! | `PushObserver` | [`EmfMetrics`] (CloudWatch Embedded Metric Format lines) |
 //! | `Clock` | [`SystemClock`], [`ManualClock`] |
@@ -31,7 +31,7 @@ pub mod secrets;
 pub mod sns;
 pub mod sqs;
 
-pub use apigateway::{ApiGatewayConfig, ApiGatewayGateway};
+pub use apigateway::{ApiGatewayConfig, ApiGatewayGateway, Transport};
 pub use clock::{ManualClock, SystemClock};
 pub use dynamodb::DynamoDbStore;
 pub use emf::EmfMetrics;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use tokio::time::Instant;
-use wspush_adapters::{ApiGatewayGateway, DynamoDbStore, SqsPublisher, SystemClock};
+use wspush_adapters::{ApiGatewayGateway, DynamoDbStore, SqsPublisher, SystemClock, Transport};
 use wspush_domain::{
     Connection, ConnectionId, ExternalId, HistoryPolicy, NotificationRequest, Retention, UserId,
 };
@@ -86,7 +86,8 @@ async fn pipeline_with(
     let sdk = moto::sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url = moto::new_queue(&sqs, name).await;
-    let gateway = setup.gateway.api_gateway();
+    // The SDK transport here (the in-process pushers elsewhere use the default, lean).
+    let gateway = setup.gateway.api_gateway_on(Transport::Sdk);
     let pusher = PushService::new(
         setup.gateway.store(),
         Arc::new(gateway),

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use wspush_adapters::SystemClock;
+use wspush_adapters::{SystemClock, Transport};
 use wspush_domain::ConnectionId;
 use wspush_local::{Faults, LocalConfig};
 use wspush_ports::{Clock, ConnectionGateway, GatewayError, PushConfig};
@@ -320,23 +320,34 @@ pub async fn closing_the_socket_fires_disconnect_and_cleans_the_store(setup: &Se
 
 pub async fn the_management_api_answers_like_api_gateway(setup: &Setup) {
     let mut ana = setup.connect("ana").await;
-    let gateway = setup.gateway.api_gateway();
     let path = |connection: &str| format!("/local/@connections/{connection}");
 
-    gateway
-        .post(&id(&ana.id), bytes::Bytes::from_static(b"direct"))
-        .await
-        .expect("posted");
-    let info = gateway.get(&id(&ana.id)).await.expect("info");
-    let unknown = gateway
-        .post(&id("AAAAAAAAAAAAAAA="), bytes::Bytes::from_static(b"x"))
-        .await;
+    // Both transports, on a real socket: a post arrives, GetConnection describes the
+    // socket, an unknown connection is gone.
+    for transport in [Transport::Lean, Transport::Sdk] {
+        let gateway = setup.gateway.api_gateway_on(transport);
+        gateway
+            .post(
+                &id(&ana.id),
+                bytes::Bytes::from(format!("direct {transport}")),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{transport}: {error:?}"));
+        let info = gateway.get(&id(&ana.id)).await.expect("info");
+        let unknown = gateway
+            .post(&id("AAAAAAAAAAAAAAA="), bytes::Bytes::from_static(b"x"))
+            .await;
+
+        assert_eq!(ana.next_text().await, format!("direct {transport}"));
+        assert_eq!(info.source_ip.as_deref(), Some("127.0.0.1"), "{transport}");
+        assert!(info.connected_at.unix_millis() > 0, "{transport}: {info:?}");
+        assert!(
+            matches!(unknown, Err(GatewayError::Gone)),
+            "{transport}: {unknown:?}"
+        );
+    }
     let too_big = vec![b'x'; 128 * 1024 + 1];
     let (status, _) = http(setup.gateway.address(), "POST", &path(&ana.id), &too_big).await;
-
-    assert_eq!(ana.next_text().await, "direct");
-    assert_eq!(info.source_ip.as_deref(), Some("127.0.0.1"));
-    assert!(matches!(unknown, Err(GatewayError::Gone)), "{unknown:?}");
     assert_eq!(status, 413);
 }
 

@@ -62,7 +62,7 @@ pub(crate) async fn connections(
             let queue = Arc::new(SqsPublisher::new(&sdk, queue_url));
             service = service.with_presence(Presence::new(policy, store, queue));
         }
-        let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(management_endpoint));
+        let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(management_endpoint))?;
         let report = service
             .prune_gone(&gateway, *dry_run, |gone| {
                 if !json_output {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wspush_adapters::Transport;
 use wspush_domain::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_handlers::token::TokenVerifier;
@@ -48,6 +49,8 @@ pub struct LocalConfig {
     pub policy: SubscriptionPolicy,
     /// How the in-process pusher pushes.
     pub push: PushConfig,
+    /// How the in-process pusher calls `@connections` (as `WSPUSH_TRANSPORT`).
+    pub transport: Transport,
     /// Whether a notification request whose lists are all empty is a broadcast (the
     /// Python pusher's reading) instead of reaching nobody.
     pub empty_lists_mean_everyone: bool,
@@ -86,6 +89,7 @@ impl Default for LocalConfig {
             max_duration: MAX_CONNECTION_DURATION,
             policy: SubscriptionPolicy::default(),
             push: PushConfig::default(),
+            transport: Transport::default(),
             empty_lists_mean_everyone: false,
             history: HistoryPolicy::default(),
             presence: PresencePolicy::off(),

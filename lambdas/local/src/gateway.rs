@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wspush_adapters::aws::local_sdk_config;
-use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway};
+use wspush_adapters::{ApiGatewayConfig, ApiGatewayGateway, Transport};
 
 use crate::config::LocalConfig;
 use crate::queue::Received;
@@ -52,12 +52,19 @@ impl RunningGateway {
     }
 
     /// The real `@connections` adapter pointed at this gateway, as a pusher elsewhere would
-    /// use it (throwaway credentials, SigV4 signed like the real API).
+    /// use it (throwaway credentials, SigV4 signed like the real API), on the default
+    /// transport.
     pub fn api_gateway(&self) -> ApiGatewayGateway {
+        self.api_gateway_on(Transport::default())
+    }
+
+    /// [`Self::api_gateway`] on `transport`.
+    pub fn api_gateway_on(&self, transport: Transport) -> ApiGatewayGateway {
         ApiGatewayGateway::new(
             &local_sdk_config("us-east-1", "local", "local"),
-            &ApiGatewayConfig::new(self.management_endpoint()),
+            &ApiGatewayConfig::new(self.management_endpoint()).with_transport(transport),
         )
+        .expect("a plain-HTTP endpoint with a region and credentials always sets up")
     }
 
     /// The store behind the gateway.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use wspush_adapters::HttpDocument;
+use wspush_adapters::{HttpDocument, Transport};
 use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::token::TokenVerifier;
@@ -88,6 +88,10 @@ struct Args {
     /// PostToConnection calls each push keeps in flight.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
+    /// How the in-process pusher calls @connections: `lean` (hyper and aws-sigv4) or `sdk`
+    /// (the AWS SDK's client), as the pusher's WSPUSH_TRANSPORT.
+    #[arg(long, default_value = "lean", env = settings::TRANSPORT)]
+    transport: Transport,
     /// PostToConnection calls per second of the in-process pusher, all pushes together (cut
     /// on 429s), or `off`.
     #[arg(long, default_value = "8000", value_parser = posts_per_second)]
@@ -272,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
             max_posts_per_second: args.max_posts_per_second.0,
             ..PushConfig::default()
         },
+        transport: args.transport,
         empty_lists_mean_everyone: args.empty_lists_mean_everyone,
         history,
         presence,

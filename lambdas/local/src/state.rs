@@ -89,10 +89,14 @@ impl AppState {
         let (queue, received) = InProcessQueue::new();
         let presence = Presence::new(config.presence.clone(), presence, Arc::new(queue));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let gateway = Arc::new(ApiGatewayGateway::new(
-            &sdk,
-            &ApiGatewayConfig::new(format!("http://{address}/{}", config.stage)),
-        ));
+        let mut management_api =
+            ApiGatewayConfig::new(format!("http://{address}/{}", config.stage))
+                .with_transport(config.transport);
+        management_api.pool_size = config.push.max_in_flight;
+        let gateway = Arc::new(
+            ApiGatewayGateway::new(&sdk, &management_api)
+                .context("setting up the in-process pusher's @connections transport")?,
+        );
         let state = AppState {
             domain: address.to_string(),
             registry: Registry::default(),

@@ -1,7 +1,7 @@
 //! The pusher Lambda: notification requests from SQS, SNS or a direct invoke.
 //!
 //! Settings: `WSPUSH_TABLE`, `WSPUSH_MANAGEMENT_ENDPOINT` (or `WSPUSH_WEBSOCKET_URL`),
-//! `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`,
+//! `WSPUSH_TRANSPORT` (`lean` or `sdk`), `WSPUSH_MAX_IN_FLIGHT`, `WSPUSH_PAGE_SIZE`, `WSPUSH_BROADCAST_SEGMENTS`,
 //! `WSPUSH_MAX_POSTS_PER_SECOND` (default 8,000; `off` for none), `WSPUSH_METRICS_NAMESPACE`
 //! (one CloudWatch EMF line per push; `off` for none), `WSPUSH_QUEUE_URL` (the notification
 //! queue, where continuations go; unset for none), `WSPUSH_MAX_GENERATIONS`,
@@ -38,10 +38,11 @@ async fn main() -> Result<(), Error> {
         aws_sdk_dynamodb::Client::new(&sdk),
         settings.table,
     ));
-    let gateway = Arc::new(ApiGatewayGateway::new(
-        &sdk,
-        &ApiGatewayConfig::new(settings.management_endpoint),
-    ));
+    let mut management_api = ApiGatewayConfig::new(settings.management_api.endpoint)
+        .with_transport(settings.management_api.transport);
+    // One pooled keep-alive connection per post in flight.
+    management_api.pool_size = settings.push.max_in_flight;
+    let gateway = Arc::new(ApiGatewayGateway::new(&sdk, &management_api)?);
     let mut service = PushService::new(
         Arc::clone(&store),
         gateway,

@@ -3,7 +3,7 @@
 //! Settings: `WSPUSH_TABLE`, `WSPUSH_ALLOWED_NAMESPACES`,
 //! `WSPUSH_MAX_SUBSCRIPTIONS_PER_CONNECTION`, `WSPUSH_MAX_TOPICS_PER_MESSAGE`,
 //! `WSPUSH_HISTORY_NAMESPACES`, `WSPUSH_HISTORY_TTL_SECONDS`, `WSPUSH_HISTORY_SIZE` (with
-//! history on, also `WSPUSH_MANAGEMENT_ENDPOINT`: a subscribe `since` a position is posted
+//! history on, also `WSPUSH_MANAGEMENT_ENDPOINT` and `WSPUSH_TRANSPORT`: a subscribe `since` a position is posted
 //! what it missed), `WSPUSH_PRESENCE_NAMESPACES` (with presence on, also `WSPUSH_QUEUE_URL`:
 //! joins and leaves are enqueued there for the pusher).
 
@@ -44,8 +44,10 @@ async fn main() -> Result<(), Error> {
     });
     let mut service = SubscriptionService::new(Arc::clone(&store), Arc::new(SystemClock), policy)
         .with_presence(presence);
-    if let Some((history, endpoint)) = history {
-        let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(endpoint));
+    if let Some((history, management_api)) = history {
+        let management_api =
+            ApiGatewayConfig::new(management_api.endpoint).with_transport(management_api.transport);
+        let gateway = ApiGatewayGateway::new(&sdk, &management_api)?;
         service = service.with_resume(store, Arc::new(gateway), history);
     }
     let service = &service;

@@ -4,7 +4,7 @@ use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig};
 
 use crate::settings::names::{EMPTY_LISTS_MEAN_EVERYONE, FUNCTION_NAME, QUEUE_URL};
-use crate::settings::{IdentityPlan, Settings, SettingsError};
+use crate::settings::{IdentityPlan, ManagementApi, Settings, SettingsError};
 
 /// What one function reads, as a whole.
 pub trait FunctionSettings: Sized {
@@ -63,9 +63,9 @@ pub struct SubscribeSettings {
     pub table: String,
     /// What `subscribe` allows.
     pub policy: SubscriptionPolicy,
-    /// Which streams keep history; with it on, the `@connections` endpoint that recovered
+    /// Which streams keep history; with it on, the `@connections` API that recovered
     /// messages are posted through.
-    pub history: Option<(HistoryPolicy, String)>,
+    pub history: Option<(HistoryPolicy, ManagementApi)>,
     /// Which topics keep presence, and the queue their events go to; `None` when off.
     pub presence: Option<(PresencePolicy, String)>,
 }
@@ -74,7 +74,7 @@ impl FunctionSettings for SubscribeSettings {
     fn read<F: Fn(&str) -> Option<String>>(settings: &Settings<F>) -> Result<Self, SettingsError> {
         let history = settings.history_policy()?;
         let history = match history.is_on() {
-            true => Some((history, settings.management_endpoint()?)),
+            true => Some((history, settings.management_api()?)),
             false => None,
         };
         Ok(Self {
@@ -91,8 +91,8 @@ impl FunctionSettings for SubscribeSettings {
 pub struct PusherSettings {
     /// The connections table (also the request ledger).
     pub table: String,
-    /// The `@connections` management endpoint.
-    pub management_endpoint: String,
+    /// The `@connections` API: its endpoint and transport.
+    pub management_api: ManagementApi,
     /// How pushes fan out.
     pub push: PushConfig,
     /// The notification queue's URL and how continuations are made; `None` without a queue.
@@ -118,7 +118,7 @@ impl FunctionSettings for PusherSettings {
         // Read (and checked) even without a queue, so that a typo shows before one is added.
         let continuation_config = settings.continuation_config()?;
         let ledger = settings.ledger_config()?;
-        let management_endpoint = settings.management_endpoint()?;
+        let management_api = settings.management_api()?;
         let metrics = settings.metrics_namespace()?.map(|namespace| {
             let function = settings
                 .raw(FUNCTION_NAME)
@@ -132,7 +132,7 @@ impl FunctionSettings for PusherSettings {
         Ok(Self {
             presence,
             table,
-            management_endpoint,
+            management_api,
             push,
             continuations: settings
                 .queue_url()

@@ -27,6 +27,7 @@ pub use functions::{
 pub use identity::{IdentityPlan, RemoteKeys};
 pub use names::*;
 pub use policy::MAX_TOPICS_PER_MESSAGE_LIMIT;
+pub use push::ManagementApi;
 
 /// A setting that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -92,6 +92,9 @@ pub const SCATTER_SEGMENTS: &str = "WSPUSH_SCATTER_SEGMENTS";
 /// Seconds a completed request is remembered to skip its redeliveries (default 86,400;
 /// `off` for no ledger).
 pub const IDEMPOTENCY_TTL_SECONDS: &str = "WSPUSH_IDEMPOTENCY_TTL_SECONDS";
+/// How `@connections` is called: `lean` (hyper and `aws-sigv4`, the default) or `sdk` (the
+/// AWS SDK's client).
+pub const TRANSPORT: &str = "WSPUSH_TRANSPORT";
 /// The `@connections` management endpoint (wins over [`WEBSOCKET_URL`]).
 pub const MANAGEMENT_ENDPOINT: &str = "WSPUSH_MANAGEMENT_ENDPOINT";
 /// The API's `wss://` stage URL, from which the management endpoint follows.

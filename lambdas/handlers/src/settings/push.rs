@@ -3,12 +3,21 @@
 use std::time::Duration;
 
 use wspush_domain::ContinuationLimits;
-use wspush_domain::endpoint::management_endpoint;
+use wspush_domain::endpoint::{Transport, management_endpoint};
 use wspush_domain::limits::{DEFAULT_MAX_POSTS_PER_SECOND, MAX_GENERATION};
 use wspush_ports::{ContinuationConfig, LedgerConfig, PushConfig, ScatterConfig};
 
 use crate::settings::names::*;
 use crate::settings::{Settings, SettingsError};
+
+/// The `@connections` API a function posts through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementApi {
+    /// The endpoint ([`MANAGEMENT_ENDPOINT`], or the one that follows from [`WEBSOCKET_URL`]).
+    pub endpoint: String,
+    /// The implementation that calls it ([`TRANSPORT`]).
+    pub transport: Transport,
+}
 
 impl<F: Fn(&str) -> Option<String>> Settings<F> {
     /// The continuation queue's URL ([`QUEUE_URL`]), if set.
@@ -105,6 +114,23 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
                 Some(self.positive(MAX_POSTS_PER_SECOND, DEFAULT_MAX_POSTS_PER_SECOND)?)
             },
             ..defaults
+        })
+    }
+
+    /// The `@connections` API: its endpoint ([`Self::management_endpoint`]) and the
+    /// transport that calls it ([`TRANSPORT`]).
+    pub fn management_api(&self) -> Result<ManagementApi, SettingsError> {
+        let transport = match self.raw(TRANSPORT) {
+            None => Transport::default(),
+            Some(value) => value.parse().map_err(|_| SettingsError::NotA {
+                key: TRANSPORT,
+                value,
+                expected: "lean or sdk",
+            })?,
+        };
+        Ok(ManagementApi {
+            endpoint: self.management_endpoint()?,
+            transport,
         })
     }
 

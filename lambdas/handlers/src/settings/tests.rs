@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use wspush_domain::SubscriptionPolicy;
+use wspush_domain::endpoint::Transport;
 use wspush_ports::{PushConfig, ScatterConfig};
 
 use super::*;
@@ -187,6 +188,33 @@ fn allowed_namespaces_are_a_comma_separated_list() {
 }
 
 #[test]
+fn the_transport_is_lean_or_sdk_and_anything_else_is_refused_by_name() {
+    let base = [
+        (TABLE, "connections"),
+        (MANAGEMENT_ENDPOINT, "https://example.com/prod"),
+    ];
+    let with = |transport| {
+        let mut all = base.to_vec();
+        all.push((TRANSPORT, transport));
+        PusherSettings::read(&settings(&all))
+    };
+
+    assert_eq!(
+        with("sdk").expect("valid").management_api.transport,
+        Transport::Sdk
+    );
+    assert_eq!(
+        with("lean").expect("valid").management_api.transport,
+        Transport::Lean
+    );
+    let error = with("hyper").unwrap_err();
+    assert!(
+        error.to_string().contains("WSPUSH_TRANSPORT") && error.to_string().contains("hyper"),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_pusher_reads_its_endpoint_queue_and_metrics_whole() {
     let base = [
         (TABLE, "connections"),
@@ -199,9 +227,10 @@ fn the_pusher_reads_its_endpoint_queue_and_metrics_whole() {
     let pusher = PusherSettings::read(&settings(&base)).expect("valid");
     assert_eq!(pusher.table, "connections");
     assert_eq!(
-        pusher.management_endpoint,
+        pusher.management_api.endpoint,
         "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
     );
+    assert_eq!(pusher.management_api.transport, Transport::Lean);
     assert!(pusher.continuations.is_none(), "no queue, no continuations");
     assert_eq!(
         pusher.metrics,
@@ -212,7 +241,7 @@ fn the_pusher_reads_its_endpoint_queue_and_metrics_whole() {
     with_queue.push((QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/1/q"));
     with_queue.push((MANAGEMENT_ENDPOINT, "https://example.com/prod/"));
     let pusher = PusherSettings::read(&settings(&with_queue)).expect("valid");
-    assert_eq!(pusher.management_endpoint, "https://example.com/prod");
+    assert_eq!(pusher.management_api.endpoint, "https://example.com/prod");
     assert_eq!(
         pusher.continuations,
         Some((

@@ -62,7 +62,10 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
         false => HistoryPolicy::default(),
     };
     let sdk = local_sdk_config("us-east-1", "bench", "bench");
-    let gateway = ApiGatewayGateway::new(&sdk, &ApiGatewayConfig::new(args.management_endpoint));
+    let mut management_api =
+        ApiGatewayConfig::new(args.management_endpoint).with_transport(args.transport);
+    management_api.pool_size = args.in_flight;
+    let gateway = ApiGatewayGateway::new(&sdk, &management_api)?;
     let pusher = PushService::new(
         store,
         Arc::new(gateway),

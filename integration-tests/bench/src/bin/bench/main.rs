@@ -11,7 +11,7 @@
 //! measured push runs in a fresh child process (`bench push`), so that its `getrusage` CPU
 //! time and peak resident memory are that push's own: the child builds the pusher exactly as
 //! the pusher Lambda does (`PushService` over `ApiGatewayGateway`: SigV4-signed HTTP posts,
-//! `C` in flight) and reads the audience, one topic of `N` subscribers, from the in-memory
+//! `C` in flight, on the lean transport or the SDK's, `--transport sdk,lean` alternating) and reads the audience, one topic of `N` subscribers, from the in-memory
 //! store (loaded in the child, so its memory counts) or from DynamoDB Local (its own process;
 //! the table is loaded once per size). Like the pusher Lambda, the child runs a current-thread
 //! Tokio runtime (`--multi-thread` to compare) with no post-rate ceiling (the default 8,000
@@ -31,6 +31,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
+use wspush_adapters::Transport;
 
 #[derive(Debug, Parser)]
 #[command(about, args_conflicts_with_subcommands = true)]
@@ -60,6 +61,10 @@ pub(crate) struct Suite {
     /// Posts in flight C.
     #[arg(long, default_value_t = 256)]
     pub(crate) in_flight: usize,
+    /// The `@connections` transports to push with (`sdk,lean` to compare them: each run
+    /// pushes once on each, alternating, so that both see the same machine).
+    #[arg(long, value_delimiter = ',', default_value = "lean")]
+    pub(crate) transport: Vec<Transport>,
     /// Stores to read the audience from.
     #[arg(long, value_delimiter = ',', default_value = "memory,dynamodb")]
     pub(crate) stores: Vec<StoreKind>,
@@ -123,6 +128,8 @@ pub(crate) struct PushArgs {
     pub(crate) connections: usize,
     #[arg(long)]
     pub(crate) in_flight: usize,
+    #[arg(long)]
+    pub(crate) transport: Transport,
     /// The `@connections` endpoint, such as `http://127.0.0.1:PORT/bench`.
     #[arg(long)]
     pub(crate) management_endpoint: String,

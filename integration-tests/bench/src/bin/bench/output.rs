@@ -2,12 +2,15 @@
 
 use anyhow::{Context, anyhow};
 
+use wspush_adapters::Transport;
+
 use crate::child::Measurement;
 use crate::{StoreKind, Suite};
 
 /// One row of the table: the runs of one store at one size.
 pub(crate) struct Row {
     pub(crate) store: StoreKind,
+    pub(crate) transport: Transport,
     pub(crate) connections: usize,
     pub(crate) runs: Vec<Measurement>,
 }
@@ -30,9 +33,9 @@ impl Row {
 
 pub(crate) fn print_table(suite: &Suite, rows: &[Row]) {
     println!(
-        "| store | N | ideal (ms) | wall, median (ms) | min-max (ms) | wall / ideal | CPU per message (us) | peak RSS (MB) | RSS before the push (MB) | deliveries/s | store calls |"
+        "| store | transport | N | ideal (ms) | wall, median (ms) | min-max (ms) | wall / ideal | CPU per message (us) | peak RSS (MB) | RSS before the push (MB) | deliveries/s | store calls |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let ideal = ideal_ms(row.connections, suite.in_flight, suite.latency_ms);
         let wall = row.wall_ms();
@@ -40,8 +43,9 @@ pub(crate) fn print_table(suite: &Suite, rows: &[Row]) {
         let min = walls.clone().fold(f64::INFINITY, f64::min);
         let max = walls.fold(0.0, f64::max);
         println!(
-            "| {} | {} | {ideal:.0} | {wall:.1} | {min:.1}-{max:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {ideal:.0} | {wall:.1} | {min:.1}-{max:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} |",
             row.store.name(),
+            row.transport,
             row.connections,
             wall / ideal,
             row.median(Measurement::cpu_us_per_message),
@@ -52,17 +56,23 @@ pub(crate) fn print_table(suite: &Suite, rows: &[Row]) {
         );
     }
     for store in &suite.stores {
-        let peak = |size: usize| {
-            rows.iter()
-                .find(|row| row.store == *store && row.connections == size)
-                .map(|row| row.median(|run| run.peak_rss_kb as f64))
-        };
-        if let (Some(small), Some(large)) = (peak(10_000), peak(100_000)) {
-            println!(
-                "\n{}: peak RSS grows {:.2}x from N = 10,000 to N = 100,000",
-                store.name(),
-                large / small
-            );
+        for transport in &suite.transport {
+            let peak = |size: usize| {
+                rows.iter()
+                    .find(|row| {
+                        row.store == *store
+                            && row.transport == *transport
+                            && row.connections == size
+                    })
+                    .map(|row| row.median(|run| run.peak_rss_kb as f64))
+            };
+            if let (Some(small), Some(large)) = (peak(10_000), peak(100_000)) {
+                println!(
+                    "\n{} ({transport}): peak RSS grows {:.2}x from N = 10,000 to N = 100,000",
+                    store.name(),
+                    large / small
+                );
+            }
         }
     }
 }
@@ -137,10 +147,16 @@ pub(crate) fn plot(suite: &Suite, rows: &[Row]) -> anyhow::Result<()> {
         .label("ideal: ceil(N / C) x L")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
 
-    for (store, color) in [(StoreKind::Memory, BLUE), (StoreKind::DynamoDb, RED)] {
+    let series = [
+        (StoreKind::Memory, Transport::Lean, BLUE),
+        (StoreKind::DynamoDb, Transport::Lean, RED),
+        (StoreKind::Memory, Transport::Sdk, CYAN),
+        (StoreKind::DynamoDb, Transport::Sdk, MAGENTA),
+    ];
+    for (store, transport, color) in series {
         let points: Vec<(f64, f64)> = rows
             .iter()
-            .filter(|row| row.store == store)
+            .filter(|row| row.store == store && row.transport == transport)
             .map(|row| (row.connections as f64, row.wall_ms()))
             .collect();
         if points.is_empty() {
@@ -149,7 +165,10 @@ pub(crate) fn plot(suite: &Suite, rows: &[Row]) -> anyhow::Result<()> {
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(drawing)?
-            .label(format!("{} store, median", store.name()))
+            .label(format!(
+                "{} store, {transport} transport, median",
+                store.name()
+            ))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
             });

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
-use wspush_local::{Faults, LocalConfig, start};
+use wspush_local::{Faults, LocalConfig, RunningGateway, start};
 
 use crate::audience::{MEASURED, WARM_UP};
 use crate::child::Measurement;
@@ -55,82 +55,37 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
                     Some(fixture)
                 }
             };
-            let mut row = Row {
-                store,
-                connections,
-                runs: Vec::new(),
-            };
+            let mut size_rows: Vec<Row> = suite
+                .transport
+                .iter()
+                .map(|&transport| Row {
+                    store,
+                    transport,
+                    connections,
+                    runs: Vec::new(),
+                })
+                .collect();
             for run in 1..=suite.runs {
-                let warm_up = if suite.cold_pool { 0 } else { suite.in_flight };
-                gateway.set_virtual_connections(
-                    (0..connections)
-                        .map(|index| MEASURED.id(index))
-                        .chain((0..warm_up).map(|index| WARM_UP.id(index))),
-                );
-                let mut command = tokio::process::Command::new(&executable);
-                command
-                    .args(["push", "--store", store.name()])
-                    .args(["--connections", &connections.to_string()])
-                    .args(["--in-flight", &suite.in_flight.to_string()])
-                    .args(["--management-endpoint", &gateway.management_endpoint()]);
-                if suite.multi_thread {
-                    command.arg("--multi-thread");
+                // The transports alternate within each run, so that both see the same
+                // machine at about the same time.
+                for row in &mut size_rows {
+                    let measurement =
+                        push_in_child(&suite, &gateway, &executable, row, fixture.as_ref()).await?;
+                    eprintln!(
+                        "{} {} N={connections} run {run}: {:.1} ms, {:.1} us CPU/message, peak RSS {:.1} MB",
+                        store.name(),
+                        row.transport,
+                        measurement.wall_us as f64 / 1000.0,
+                        measurement.cpu_us_per_message(),
+                        measurement.peak_rss_kb as f64 / 1024.0
+                    );
+                    row.runs.push(measurement);
                 }
-                if !suite.cold_pool {
-                    command.arg("--warm-up");
-                }
-                if suite.history {
-                    command.arg("--history");
-                }
-                if suite.slow_connections > 0.0 {
-                    command.args(["--slow-connections", &suite.slow_connections.to_string()]);
-                }
-                if let Some(rate) = suite.max_posts_per_second {
-                    command.args(["--max-posts-per-second", &rate.to_string()]);
-                }
-                if let Some(fixture) = &fixture {
-                    command
-                        .args(["--dynamodb-endpoint", &fixture.endpoint])
-                        .args(["--table", fixture.store.table()]);
-                }
-                let output = command
-                    .stderr(Stdio::inherit())
-                    .kill_on_drop(true)
-                    .output()
-                    .await
-                    .context("running a push")?;
-                if !output.status.success() {
-                    bail!("the push child failed: {}", output.status);
-                }
-                let measurement: Measurement = serde_json::from_slice(&output.stdout)
-                    .context("reading the push child's measurement")?;
-                let tally = gateway.virtual_tally();
-                let slow = Faults {
-                    slow_connections: suite.slow_connections,
-                    ..Faults::default()
-                };
-                let reached = (0..connections)
-                    .map(|index| MEASURED.id(index))
-                    .chain((0..warm_up).map(|index| WARM_UP.id(index)))
-                    .filter(|id| !slow.is_slow(id))
-                    .count();
-                ensure!(
-                    tally.exactly_once == reached && tally.messages == reached as u64,
-                    "the gateway did not see every connection reached exactly once: {tally:?}"
-                );
-                eprintln!(
-                    "{} N={connections} run {run}: {:.1} ms, {:.1} us CPU/message, peak RSS {:.1} MB",
-                    store.name(),
-                    measurement.wall_us as f64 / 1000.0,
-                    measurement.cpu_us_per_message(),
-                    measurement.peak_rss_kb as f64 / 1024.0
-                );
-                row.runs.push(measurement);
             }
             if let Some(fixture) = fixture {
                 fixture.finish().await;
             }
-            rows.push(row);
+            rows.extend(size_rows);
         }
     }
     gateway.shutdown().await?;
@@ -142,4 +97,73 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
     plot(&suite, &rows)?;
     eprintln!("plot: {}", suite.plot.display());
     Ok(())
+}
+
+/// One measured push in a fresh child process, checked against the gateway's tally.
+async fn push_in_child(
+    suite: &Suite,
+    gateway: &RunningGateway,
+    executable: &std::path::Path,
+    row: &Row,
+    fixture: Option<&DynamoDbFixture>,
+) -> anyhow::Result<Measurement> {
+    let warm_up = if suite.cold_pool { 0 } else { suite.in_flight };
+    gateway.set_virtual_connections(
+        (0..row.connections)
+            .map(|index| MEASURED.id(index))
+            .chain((0..warm_up).map(|index| WARM_UP.id(index))),
+    );
+    let mut command = tokio::process::Command::new(executable);
+    command
+        .args(["push", "--store", row.store.name()])
+        .args(["--transport", row.transport.as_str()])
+        .args(["--connections", &row.connections.to_string()])
+        .args(["--in-flight", &suite.in_flight.to_string()])
+        .args(["--management-endpoint", &gateway.management_endpoint()]);
+    if suite.multi_thread {
+        command.arg("--multi-thread");
+    }
+    if !suite.cold_pool {
+        command.arg("--warm-up");
+    }
+    if suite.history {
+        command.arg("--history");
+    }
+    if suite.slow_connections > 0.0 {
+        command.args(["--slow-connections", &suite.slow_connections.to_string()]);
+    }
+    if let Some(rate) = suite.max_posts_per_second {
+        command.args(["--max-posts-per-second", &rate.to_string()]);
+    }
+    if let Some(fixture) = fixture {
+        command
+            .args(["--dynamodb-endpoint", &fixture.endpoint])
+            .args(["--table", fixture.store.table()]);
+    }
+    let output = command
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running a push")?;
+    if !output.status.success() {
+        bail!("the push child failed: {}", output.status);
+    }
+    let measurement: Measurement =
+        serde_json::from_slice(&output.stdout).context("reading the push child's measurement")?;
+    let tally = gateway.virtual_tally();
+    let slow = Faults {
+        slow_connections: suite.slow_connections,
+        ..Faults::default()
+    };
+    let reached = (0..row.connections)
+        .map(|index| MEASURED.id(index))
+        .chain((0..warm_up).map(|index| WARM_UP.id(index)))
+        .filter(|id| !slow.is_slow(id))
+        .count();
+    ensure!(
+        tally.exactly_once == reached && tally.messages == reached as u64,
+        "the gateway did not see every connection reached exactly once: {tally:?}"
+    );
+    Ok(measurement)
 }

@@ -1,9 +1,5 @@
-//! The API Gateway Management API transport (`@connections`), behind the gateway port.
-//!
-//! The SDK's own retries are off: the push service owns retries, with its backoff and time
-//! budget. Explicit connect, attempt and operation timeouts make sure a post never hangs.
-
-use std::time::Duration;
+//! The SDK transport: `aws-sdk-apigatewaymanagement`'s client, with the SDK's own retries
+//! off and explicit connect, attempt and operation timeouts.
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -17,36 +13,15 @@ use bytes::Bytes;
 use wspush_domain::{ConnectionId, Timestamp};
 use wspush_ports::{ConnectionGateway, ConnectionInfo, GatewayError};
 
-/// Where the `@connections` API is and how long a call may take.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiGatewayConfig {
-    /// The management endpoint: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`,
-    /// or `https://{custom domain}/{base path}`.
-    pub endpoint: String,
-    /// Time allowed to open a TCP/TLS connection (default 2 s).
-    pub connect_timeout: Duration,
-    /// Time allowed for one call, from sending to the full answer (default 5 s).
-    pub call_timeout: Duration,
-}
+use super::{ApiGatewayConfig, classify};
 
-impl ApiGatewayConfig {
-    /// A configuration for `endpoint` with the default timeouts.
-    pub fn new(endpoint: impl Into<String>) -> Self {
-        Self {
-            endpoint: endpoint.into(),
-            connect_timeout: Duration::from_secs(2),
-            call_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// A [`ConnectionGateway`] on API Gateway's Management API.
+/// A [`ConnectionGateway`] on API Gateway's Management API, through the AWS SDK.
 #[derive(Debug, Clone)]
-pub struct ApiGatewayGateway {
+pub struct SdkGateway {
     client: Client,
 }
 
-impl ApiGatewayGateway {
+impl SdkGateway {
     /// A gateway on `config.endpoint`, with the region and credentials of `sdk`.
     pub fn new(sdk: &SdkConfig, config: &ApiGatewayConfig) -> Self {
         let client_config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
@@ -67,7 +42,7 @@ impl ApiGatewayGateway {
 }
 
 #[async_trait]
-impl ConnectionGateway for ApiGatewayGateway {
+impl ConnectionGateway for SdkGateway {
     async fn post(&self, connection: &ConnectionId, payload: Bytes) -> Result<(), GatewayError> {
         self.client
             .post_to_connection()
@@ -113,8 +88,7 @@ fn timestamp(time: Option<&DateTime>) -> Timestamp {
         .map_or(Timestamp::EPOCH, Timestamp::from_unix_millis)
 }
 
-/// Maps an SDK error onto the port's closed set, by error code or, when the body carries
-/// none, by HTTP status; the SDK error is kept as the cause.
+/// Maps an SDK error onto the port's closed set ([`classify`]), keeping it as the cause.
 fn gateway_error<E>(error: SdkError<E, HttpResponse>) -> GatewayError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -122,30 +96,10 @@ where
     let status = error
         .raw_response()
         .map(|response| response.status().as_u16());
-    let code = error.code();
-    let transport = matches!(
+    let failed_in_transit = matches!(
         error,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
     );
-    if code == Some("GoneException") || status == Some(410) {
-        GatewayError::Gone
-    } else if matches!(
-        code,
-        Some("LimitExceededException" | "ThrottlingException" | "TooManyRequestsException")
-    ) || status == Some(429)
-    {
-        GatewayError::Throttled
-    } else if code == Some("PayloadTooLargeException") || status == Some(413) {
-        GatewayError::PayloadTooLarge
-    } else if matches!(code, Some("ForbiddenException" | "AccessDeniedException"))
-        || status == Some(403)
-    {
-        GatewayError::Forbidden(Box::new(error))
-    } else if transport || status.is_some_and(|status| status >= 500) {
-        GatewayError::Unavailable(Box::new(error))
-    } else {
-        GatewayError::Unknown(
-            anyhow::Error::new(error).context("API Gateway Management API request failed"),
-        )
-    }
+    let verdict = classify(error.code(), status, failed_in_transit);
+    super::gateway_error(verdict, error)
 }
