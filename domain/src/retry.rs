@@ -30,6 +30,13 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The share of a fan-out's length that its slow clients may add to it (see
+/// [`RetryPolicy::slow_tail_grace`]).
+pub const SLOW_TAIL_SHARE: f64 = 0.15;
+/// The least grace slow clients get at a fan-out's end: enough for two or three retries of a
+/// small push's one throttled post.
+pub const SLOW_TAIL_FLOOR: Duration = Duration::from_millis(150);
+
 impl RetryPolicy {
     /// The delay before retry number `retry` (0 for the first retry); `unit` is a random
     /// number in `[0, 1)`.
@@ -39,6 +46,17 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(retry))
             .min(self.max_delay);
         ceiling.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// How long connections that have answered nothing but 429 may go on retrying once
+    /// every other connection of the fan-out has had its first post answered, after a
+    /// fan-out of `fan_out` until then: [`SLOW_TAIL_SHARE`] of it, at least
+    /// [`SLOW_TAIL_FLOOR`]. A client whose buffer stays full would otherwise hold the whole
+    /// push (and its Lambda invocation) for its retries' backoff, about half a second with
+    /// the defaults; past the grace it is reported failed, and re-enqueued with the other
+    /// failures.
+    pub fn slow_tail_grace(&self, fan_out: Duration) -> Duration {
+        fan_out.mul_f64(SLOW_TAIL_SHARE).max(SLOW_TAIL_FLOOR)
     }
 
     /// Whether another attempt may start after `attempts_made` attempts, `elapsed` since the
@@ -68,6 +86,18 @@ mod tests {
         assert_eq!(
             ceilings,
             [100, 200, 400, 500, 500].map(Duration::from_millis)
+        );
+    }
+
+    #[test]
+    fn slow_clients_may_add_a_share_of_the_fan_out_and_at_least_the_floor() {
+        assert_eq!(
+            policy().slow_tail_grace(Duration::from_secs(2)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            policy().slow_tail_grace(Duration::from_millis(20)),
+            SLOW_TAIL_FLOOR
         );
     }
 

@@ -935,3 +935,43 @@ fn the_ping_route_is_answered_by_api_gateway_itself() {
     let deployed = texts(resources["Deployment"].get("DependsOn"));
     assert!(deployed.contains(&"PingRoute".to_owned()), "{deployed:?}");
 }
+
+/// `!Ref name` as the referenced name.
+fn reference(value: &Value) -> Option<&str> {
+    let Value::Tagged(tagged) = value else {
+        return None;
+    };
+    (tagged.tag.to_string().trim_start_matches('!') == "Ref")
+        .then(|| tagged.value.as_str())
+        .flatten()
+}
+
+#[test]
+fn the_transport_parameter_offers_what_the_code_reads_and_reaches_the_functions_that_post() {
+    use wspush_domain::endpoint::Transport;
+
+    let template = template();
+    let parameter = &template["Parameters"]["Transport"];
+    let allowed: Vec<String> = texts(parameter.get("AllowedValues"));
+
+    assert_eq!(allowed, ["lean", "sdk"]);
+    for value in &allowed {
+        assert!(
+            value.parse::<Transport>().is_ok(),
+            "{value} is not a transport the code reads"
+        );
+    }
+    assert_eq!(
+        parameter["Default"].as_str(),
+        Some(Transport::default().as_str()),
+        "the template's default is the code's"
+    );
+    for function in ["PusherFunction", "SubscribeFunction"] {
+        let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            reference(&variables["WSPUSH_TRANSPORT"]),
+            Some("Transport"),
+            "{function}"
+        );
+    }
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 use mockall::Sequence;
 use mockall::predicate::eq;
 use wspush_domain::limits::MAX_CONNECTION_DURATION;
-use wspush_domain::{Connection, NotificationRequest, RequestError, Source, Timestamp};
+use wspush_domain::{
+    Connection, NotificationRequest, RequestError, RetryPolicy, Source, Timestamp,
+};
 use wspush_ports::{
     ConnectionStore, FailureReason, GatewayError, MockConnectionGateway, MockConnectionStore,
     PushConfig, PushService, StoreError,
@@ -743,5 +745,54 @@ async fn a_few_slow_connections_are_retried_alone_and_slow_nobody_else() {
     assert!(
         delivered_within[1] <= delivered_within[0] * 11 / 10,
         "{delivered_within:?}: the shared rate was cut"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_clients_hold_the_push_only_for_the_tail_grace() {
+    // 4 of 200 connections answer 429 to every post; the retry policy would let each of
+    // them retry for up to 2.5 s (backoff ceilings 100, 200, 400, 800 and 1,000 ms).
+    let slow = |connection: &str| ["c3", "c60", "c130", "c198"].contains(&connection);
+    let last_delivery = Arc::new(Mutex::new(tokio::time::Instant::now()));
+    let mut gateway = MockConnectionGateway::new();
+    let noted = Arc::clone(&last_delivery);
+    gateway.expect_post().returning(move |connection, _| {
+        if slow(connection.as_str()) {
+            return Err(GatewayError::Throttled);
+        }
+        *noted.lock().expect("lock") = tokio::time::Instant::now();
+        Ok(())
+    });
+    let mut config = paced(1_000);
+    config.retry = RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        budget: Duration::from_secs(5),
+    };
+    let started = tokio::time::Instant::now();
+    let push = service(many_connections(200).await, gateway, config.clone());
+
+    let report = push.push(&request(r#"{"data":1}"#)).await;
+
+    let fan_out = *last_delivery.lock().expect("lock") - started;
+    assert_eq!(report.delivered, 196);
+    assert_eq!(report.failed.len(), 4, "reported failed, to be re-enqueued");
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|failure| failure.reason == FailureReason::Throttled
+                && failure.attempts < config.retry.max_attempts),
+        "{:?}",
+        report.failed
+    );
+    // The push ends within the grace after the last other delivery (the slow ones' own
+    // first posts are answered at about the same time).
+    let grace = config.retry.slow_tail_grace(fan_out);
+    assert!(
+        report.elapsed <= fan_out + grace + Duration::from_millis(20),
+        "{:?} after a fan-out of {fan_out:?} and a grace of {grace:?}",
+        report.elapsed
     );
 }

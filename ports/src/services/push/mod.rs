@@ -48,6 +48,7 @@ mod plan;
 mod read;
 mod run;
 mod send;
+mod tail;
 
 pub use config::{ContinuationConfig, LedgerConfig, PushConfig, PushConfigError, ScatterConfig};
 pub use deliver::{Delivery, DeliveryContext, LEASE_SLACK};

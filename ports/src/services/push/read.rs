@@ -17,6 +17,7 @@ use crate::report::{PushReport, Stop};
 use crate::services::push::PushService;
 use crate::services::push::halt::Halt;
 use crate::services::push::plan::Plan;
+use crate::services::push::tail::Tail;
 use crate::store::{ConnectionStore, Cursor, StoreError};
 
 /// How far one audience source has been read.
@@ -101,6 +102,7 @@ where
         plan: &Plan,
         pages_tx: mpsc::Sender<Vec<Connection>>,
         halt: &Halt,
+        tail: &Tail,
         report: &mut PushReport,
     ) -> Reads {
         let mut targeting = Targeting::for_request(request);
@@ -199,6 +201,7 @@ where
                     }
                 })
                 .collect();
+            tail.read(admitted.len());
             if admitted.is_empty() {
                 pages_passed += 1;
             } else if pages_tx.send(admitted).await.is_err() {

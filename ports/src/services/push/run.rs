@@ -14,7 +14,8 @@ use crate::report::{PushReport, Stop};
 use crate::services::push::PushService;
 use crate::services::push::halt::Halt;
 use crate::services::push::plan::{Plan, Run};
-use crate::services::push::send::Outcome;
+use crate::services::push::send::{Outcome, Sending};
+use crate::services::push::tail::Tail;
 use crate::store::ConnectionStore;
 
 /// Connections handled at once per post slot: the others of a slot's connections wait out
@@ -43,16 +44,29 @@ where
         // backoff (a slow client answering 429) holds no post slot, so more connections than
         // that are handled at once: a few slow ones never starve the others of slots.
         let posts = Semaphore::new(self.config.max_in_flight);
+        let tail = Tail::new();
 
         // Two pages of read-ahead keep posts flowing while the next page is read, and bound
         // the memory a push holds to a few pages.
         let (pages_tx, mut pages_rx) = mpsc::channel::<Vec<Connection>>(2);
-        let read = self.read_audience(request, now, plan, pages_tx, &halt, &mut report);
+        let read = async {
+            let reads = self
+                .read_audience(request, now, plan, pages_tx, &halt, &tail, &mut report)
+                .await;
+            tail.reading_done();
+            reads
+        };
         let pages = stream::poll_fn(move |cx| pages_rx.poll_recv(cx));
         let send = pages
             .flat_map(stream::iter)
             .map(|connection| {
-                self.deliver_one(connection, payload.clone(), &halt, plan.stop_at, &posts)
+                let sending = Sending {
+                    halt: &halt,
+                    stop_at: plan.stop_at,
+                    posts: &posts,
+                    tail: &tail,
+                };
+                self.deliver_one(connection, payload.clone(), sending)
             })
             .buffer_unordered(
                 self.config

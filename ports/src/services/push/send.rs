@@ -16,7 +16,17 @@ use crate::report::{FailedDelivery, FailureReason, PushReport};
 use crate::services::presence::remove;
 use crate::services::push::PushService;
 use crate::services::push::halt::Halt;
+use crate::services::push::tail::{FirstPost, Tail};
 use crate::store::{ConnectionStore, Deletion};
+
+/// What a run's posts share: its halt flag, stop point, post slots and tail.
+#[derive(Clone, Copy)]
+pub(crate) struct Sending<'a> {
+    pub(crate) halt: &'a Halt,
+    pub(crate) stop_at: Option<Instant>,
+    pub(crate) posts: &'a Semaphore,
+    pub(crate) tail: &'a Tail,
+}
 
 /// What became of one connection.
 pub(crate) enum Outcome {
@@ -79,10 +89,15 @@ where
         &self,
         connection: Connection,
         payload: Bytes,
-        halt: &Halt,
-        stop_at: Option<Instant>,
-        posts: &Semaphore,
+        sending: Sending<'_>,
     ) -> Attempt {
+        let Sending {
+            halt,
+            stop_at,
+            posts,
+            tail,
+        } = sending;
+        let mut first_post = FirstPost::new(tail);
         let policy = &self.config.retry;
         let started = Instant::now();
         let mut attempt = Attempt {
@@ -115,7 +130,9 @@ where
                 };
                 return attempt;
             }
-            let error = match self.gateway.post(id, payload.clone()).await {
+            let posted = self.gateway.post(id, payload.clone()).await;
+            first_post.answered();
+            let error = match posted {
                 Ok(()) => {
                     let first = attempt.retries == 0;
                     let now = self.epoch.elapsed();
@@ -152,7 +169,15 @@ where
                     }
                     attempt.throttled += u32::from(throttled);
                     let delay = policy.delay(attempt.retries, fastrand::f64());
-                    if policy.allows_retry(attempts, started.elapsed(), delay) {
+                    // A slow client (429 to every post so far) in the fan-out's tail retries
+                    // within the tail's grace only.
+                    let slow_past_the_tail = attempt.throttled == attempts
+                        && tail
+                            .slow_retries_end(policy)
+                            .is_some_and(|end| Instant::now() + delay > end);
+                    if !slow_past_the_tail
+                        && policy.allows_retry(attempts, started.elapsed(), delay)
+                    {
                         if past_stop(delay) {
                             // The retry would come after the stop point: a continuation
                             // gets it, a generation later, so that a connection that keeps
