@@ -771,7 +771,7 @@ async fn slow_clients_hold_the_push_only_for_the_tail_grace() {
         budget: Duration::from_secs(5),
     };
     let started = tokio::time::Instant::now();
-    let push = service(many_connections(200).await, gateway, config.clone());
+    let push = service(many_connections(200).await, gateway, config);
 
     let report = push.push(&request(r#"{"data":1}"#)).await;
 

@@ -15,9 +15,8 @@ use crate::causes::with_causes;
 use crate::gateway::ConnectionGateway;
 use crate::report::{PushReport, Stop};
 use crate::services::push::PushService;
-use crate::services::push::halt::Halt;
 use crate::services::push::plan::Plan;
-use crate::services::push::tail::Tail;
+use crate::services::push::send::Shared;
 use crate::store::{ConnectionStore, Cursor, StoreError};
 
 /// How far one audience source has been read.
@@ -101,8 +100,7 @@ where
         now: Timestamp,
         plan: &Plan,
         pages_tx: mpsc::Sender<Vec<Connection>>,
-        halt: &Halt,
-        tail: &Tail,
+        shared: Shared<'_>,
         report: &mut PushReport,
     ) -> Reads {
         let mut targeting = Targeting::for_request(request);
@@ -132,8 +130,9 @@ where
         };
         let past_stop = || plan.stop_at.is_some_and(|stop| Instant::now() >= stop);
         let mut scattered = false;
-        let may_read =
-            |scattered: bool| !halt.is_set() && !scattered && (read_to_the_end || !past_stop());
+        let may_read = |scattered: bool| {
+            !shared.halt.is_set() && !scattered && (read_to_the_end || !past_stop())
+        };
         let mut in_flight = FuturesUnordered::new();
         let mut next_source = 0;
         let mut connections_read = 0usize;
@@ -201,7 +200,7 @@ where
                     }
                 })
                 .collect();
-            tail.read(admitted.len());
+            shared.tail.read(admitted.len());
             if admitted.is_empty() {
                 pages_passed += 1;
             } else if pages_tx.send(admitted).await.is_err() {

@@ -14,7 +14,7 @@ use crate::report::{PushReport, Stop};
 use crate::services::push::PushService;
 use crate::services::push::halt::Halt;
 use crate::services::push::plan::{Plan, Run};
-use crate::services::push::send::{Outcome, Sending};
+use crate::services::push::send::{Outcome, Shared};
 use crate::services::push::tail::Tail;
 use crate::store::ConnectionStore;
 
@@ -45,13 +45,19 @@ where
         // that are handled at once: a few slow ones never starve the others of slots.
         let posts = Semaphore::new(self.config.max_in_flight);
         let tail = Tail::new();
+        let shared = Shared {
+            halt: &halt,
+            stop_at: plan.stop_at,
+            posts: &posts,
+            tail: &tail,
+        };
 
         // Two pages of read-ahead keep posts flowing while the next page is read, and bound
         // the memory a push holds to a few pages.
         let (pages_tx, mut pages_rx) = mpsc::channel::<Vec<Connection>>(2);
         let read = async {
             let reads = self
-                .read_audience(request, now, plan, pages_tx, &halt, &tail, &mut report)
+                .read_audience(request, now, plan, pages_tx, shared, &mut report)
                 .await;
             tail.reading_done();
             reads
@@ -59,15 +65,7 @@ where
         let pages = stream::poll_fn(move |cx| pages_rx.poll_recv(cx));
         let send = pages
             .flat_map(stream::iter)
-            .map(|connection| {
-                let sending = Sending {
-                    halt: &halt,
-                    stop_at: plan.stop_at,
-                    posts: &posts,
-                    tail: &tail,
-                };
-                self.deliver_one(connection, payload.clone(), sending)
-            })
+            .map(|connection| self.deliver_one(connection, payload.clone(), shared))
             .buffer_unordered(
                 self.config
                     .max_in_flight

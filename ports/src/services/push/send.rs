@@ -1,4 +1,4 @@
-//! Sending: one post per connection, paced under the service's shared rate, retried while
+//! Shared: one post per connection, paced under the service's shared rate, retried while
 //! it may still succeed, pruned when the connection is gone, and left for a continuation
 //! when the stop point comes first.
 
@@ -19,9 +19,9 @@ use crate::services::push::halt::Halt;
 use crate::services::push::tail::{FirstPost, Tail};
 use crate::store::{ConnectionStore, Deletion};
 
-/// What a run's posts share: its halt flag, stop point, post slots and tail.
+/// What a run's readers and posts share: its halt flag, stop point, post slots and tail.
 #[derive(Clone, Copy)]
-pub(crate) struct Sending<'a> {
+pub(crate) struct Shared<'a> {
     pub(crate) halt: &'a Halt,
     pub(crate) stop_at: Option<Instant>,
     pub(crate) posts: &'a Semaphore,
@@ -89,14 +89,14 @@ where
         &self,
         connection: Connection,
         payload: Bytes,
-        sending: Sending<'_>,
+        shared: Shared<'_>,
     ) -> Attempt {
-        let Sending {
+        let Shared {
             halt,
             stop_at,
             posts,
             tail,
-        } = sending;
+        } = shared;
         let mut first_post = FirstPost::new(tail);
         let policy = &self.config.retry;
         let started = Instant::now();
