@@ -32,10 +32,10 @@ impl Default for RetryPolicy {
 
 /// The share of a fan-out's length that its slow clients may add to it (see
 /// [`RetryPolicy::slow_tail_grace`]).
-pub const SLOW_TAIL_SHARE: f64 = 0.15;
-/// The least grace slow clients get at a fan-out's end: enough for two or three retries of a
-/// small push's one throttled post.
-pub const SLOW_TAIL_FLOOR: Duration = Duration::from_millis(150);
+pub const SLOW_TAIL_SHARE: f64 = 0.10;
+/// The least grace slow clients get at a fan-out's end: enough for two retries of a small
+/// push's one throttled post under the default backoff (ceilings 25 and 50 ms).
+pub const SLOW_TAIL_FLOOR: Duration = Duration::from_millis(100);
 
 impl RetryPolicy {
     /// The delay before retry number `retry` (0 for the first retry); `unit` is a random
@@ -93,7 +93,7 @@ mod tests {
     fn slow_clients_may_add_a_share_of_the_fan_out_and_at_least_the_floor() {
         assert_eq!(
             policy().slow_tail_grace(Duration::from_secs(2)),
-            Duration::from_millis(300)
+            Duration::from_millis(200)
         );
         assert_eq!(
             policy().slow_tail_grace(Duration::from_millis(20)),

@@ -187,9 +187,19 @@ where
                         }
                         tracing::debug!(connection = %id, ?delay, %error, "retrying post");
                         drop(slot);
-                        tokio::time::sleep(delay).await;
-                        attempt.retries += 1;
-                        continue;
+                        let wake = Instant::now() + delay;
+                        if attempt.throttled == attempts {
+                            // A slow client so far: its wait ends early if the fan-out's
+                            // tail begins meanwhile and its grace ends before the wake.
+                            if tail.wait_slow_retry(wake, policy).await {
+                                attempt.retries += 1;
+                                continue;
+                            }
+                        } else {
+                            tokio::time::sleep_until(wake).await;
+                            attempt.retries += 1;
+                            continue;
+                        }
                     }
                     if throttled {
                         FailureReason::Throttled

@@ -10,6 +10,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use wspush_domain::RetryPolicy;
 
@@ -20,6 +21,8 @@ pub(crate) struct Tail {
     answered: AtomicUsize,
     reading_done: AtomicBool,
     since: OnceLock<Instant>,
+    /// Wakes the retries waiting out their backoff when the tail begins.
+    began: Notify,
 }
 
 impl Tail {
@@ -30,6 +33,7 @@ impl Tail {
             answered: AtomicUsize::new(0),
             reading_done: AtomicBool::new(false),
             since: OnceLock::new(),
+            began: Notify::new(),
         }
     }
 
@@ -41,23 +45,57 @@ impl Tail {
     /// The audience is read: no connection is added after this.
     pub(crate) fn reading_done(&self) {
         self.reading_done.store(true, Ordering::Release);
+        self.begin_if_due();
     }
 
     /// A connection's first post was answered, or it ended without one.
     pub(crate) fn first_post_answered(&self) {
         self.answered.fetch_add(1, Ordering::AcqRel);
+        self.begin_if_due();
+    }
+
+    /// Begins the tail (once) when the audience is read and every first post answered.
+    fn begin_if_due(&self) {
+        let due = self.reading_done.load(Ordering::Acquire)
+            && self.answered.load(Ordering::Acquire) >= self.read.load(Ordering::Acquire);
+        if due && self.since.set(Instant::now()).is_ok() {
+            self.began.notify_waiters();
+        }
     }
 
     /// When the retries of connections that answered nothing but 429 must have ended;
     /// `None` before the tail.
     pub(crate) fn slow_retries_end(&self, policy: &RetryPolicy) -> Option<Instant> {
-        let in_tail = self.reading_done.load(Ordering::Acquire)
-            && self.answered.load(Ordering::Acquire) >= self.read.load(Ordering::Acquire);
-        if !in_tail {
-            return None;
-        }
-        let since = *self.since.get_or_init(Instant::now);
+        let since = *self.since.get()?;
         Some(since + policy.slow_tail_grace(since.duration_since(self.started)))
+    }
+
+    /// Waits out a slow client's backoff until `wake`; `false` (at once) if the tail's
+    /// grace ends before it, also when the tail begins during the wait.
+    pub(crate) async fn wait_slow_retry(&self, wake: Instant, policy: &RetryPolicy) -> bool {
+        let past_the_end = |end: Option<Instant>| end.is_some_and(|end| wake > end);
+        if past_the_end(self.slow_retries_end(policy)) {
+            return false;
+        }
+        if self.since.get().is_some() {
+            tokio::time::sleep_until(wake).await;
+            return true;
+        }
+        let began = self.began.notified();
+        tokio::pin!(began);
+        began.as_mut().enable();
+        // The tail may have begun between the check above and `enable`.
+        if self.since.get().is_none() {
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => return true,
+                () = &mut began => {}
+            }
+        }
+        if past_the_end(self.slow_retries_end(policy)) {
+            return false;
+        }
+        tokio::time::sleep_until(wake).await;
+        true
     }
 }
 
@@ -110,7 +148,7 @@ mod tests {
         let end = tail.slow_retries_end(&policy).expect("in the tail");
 
         assert_eq!(tail.answered.load(Ordering::Acquire), 2, "counted once");
-        assert_eq!(end, Instant::now() + Duration::from_millis(300));
+        assert_eq!(end, Instant::now() + Duration::from_millis(200));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(
             tail.slow_retries_end(&policy),
@@ -126,5 +164,34 @@ mod tests {
         drop(FirstPost::new(&tail));
 
         assert_eq!(tail.slow_retries_end(&RetryPolicy::default()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_retry_waiting_when_the_tail_begins_gives_up_at_once_if_it_would_wake_after_the_grace()
+     {
+        let tail = Tail::new();
+        let policy = RetryPolicy::default();
+        tail.read(2);
+        tail.reading_done();
+        tail.first_post_answered();
+        tokio::time::advance(Duration::from_secs(1)).await;
+
+        let waiting = tail.wait_slow_retry(Instant::now() + Duration::from_millis(400), &policy);
+        let answer = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            tail.first_post_answered();
+        };
+        let started = Instant::now();
+        let (retry, ()) = tokio::join!(waiting, answer);
+
+        assert!(
+            !retry,
+            "the grace (100 ms after a 1 s fan-out) ends before the wake"
+        );
+        assert_eq!(Instant::now() - started, Duration::from_millis(10));
+        let near = tail
+            .wait_slow_retry(Instant::now() + Duration::from_millis(50), &policy)
+            .await;
+        assert!(near, "a wake within the grace is waited for");
     }
 }

@@ -29,6 +29,10 @@ pub(crate) struct Measurement {
     pub(crate) peak_rss_kb: u64,
     pub(crate) delivered: usize,
     pub(crate) store_calls: usize,
+    /// Posts answered 429 (first posts and retries).
+    pub(crate) throttled: usize,
+    /// Posts made: deliveries, 429s and other failed attempts.
+    pub(crate) posts: usize,
 }
 
 impl Measurement {
@@ -130,6 +134,8 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
         peak_rss_kb: u64::try_from(after.max_rss())?,
         delivered: report.delivered,
         store_calls: calls.total(),
+        throttled: report.throttled,
+        posts: report.delivered + report.retries + report.failed.len(),
     })
 }
 

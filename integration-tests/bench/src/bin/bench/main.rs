@@ -96,6 +96,11 @@ pub(crate) struct Suite {
     /// must be delivered (compare with 0, under a post-rate ceiling).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) slow_connections: f64,
+    /// The gateway's account throttle, posts per second (as `wspush-local
+    /// --requests-per-second`): posts beyond it are answered 429, and the pusher must settle
+    /// near it (the table's "posts/s" and "throttled" columns).
+    #[arg(long)]
+    pub(crate) requests_per_second: Option<u32>,
     /// A TrueType font for the plot's text.
     #[arg(
         long,

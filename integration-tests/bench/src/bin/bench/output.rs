@@ -33,9 +33,9 @@ impl Row {
 
 pub(crate) fn print_table(suite: &Suite, rows: &[Row]) {
     println!(
-        "| store | transport | N | ideal (ms) | wall, median (ms) | min-max (ms) | wall / ideal | CPU per message (us) | peak RSS (MB) | RSS before the push (MB) | deliveries/s | store calls |"
+        "| store | transport | N | ideal (ms) | wall, median (ms) | min-max (ms) | wall / ideal | CPU per message (us) | peak RSS (MB) | RSS before the push (MB) | deliveries/s | store calls | posts throttled |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let ideal = ideal_ms(row.connections, suite.in_flight, suite.latency_ms);
         let wall = row.wall_ms();
@@ -43,7 +43,7 @@ pub(crate) fn print_table(suite: &Suite, rows: &[Row]) {
         let min = walls.clone().fold(f64::INFINITY, f64::min);
         let max = walls.fold(0.0, f64::max);
         println!(
-            "| {} | {} | {} | {ideal:.0} | {wall:.1} | {min:.1}-{max:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {ideal:.0} | {wall:.1} | {min:.1}-{max:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1}% |",
             row.store.name(),
             row.transport,
             row.connections,
@@ -53,6 +53,7 @@ pub(crate) fn print_table(suite: &Suite, rows: &[Row]) {
             row.median(|run| run.rss_before_kb as f64) / 1024.0,
             row.connections as f64 / (wall / 1000.0),
             row.median(|run| run.store_calls as f64),
+            row.median(|run| 100.0 * run.throttled as f64 / run.posts.max(1) as f64),
         );
     }
     for store in &suite.stores {

@@ -24,6 +24,7 @@ pub(crate) async fn suite(suite: Suite) -> anyhow::Result<()> {
         faults: Faults {
             latency: Duration::from_millis(suite.latency_ms),
             slow_connections: suite.slow_connections,
+            requests_per_second: suite.requests_per_second,
             ..Faults::default()
         },
         ..LocalConfig::default()
