@@ -33,6 +33,13 @@ const CUT_TO: f64 = 0.5;
 const CUT_COOLDOWN: Duration = Duration::from_millis(100);
 /// Successes it takes to climb from the floor back to the ceiling, linearly.
 const SUCCESSES_TO_RECOVER: f64 = 2_000.0;
+/// Within this share of the rate at which the account last throttled, the rate climbs
+/// [`PROBE_SLOWDOWN`] times slower: back quickly to just under the limit it found, then probing
+/// past it, so that a pacer held at the account's throttle stays near it instead of
+/// overshooting by the signal's 10% every few hundred milliseconds.
+const PROBE_FROM: f64 = 0.9;
+/// How much slower the rate climbs near (and past) the last throttled rate.
+const PROBE_SLOWDOWN: f64 = 50.0;
 /// Posts may start this far ahead of the steady schedule (a burst after an idle spell).
 const BURST: Duration = Duration::from_millis(50);
 /// How long the first posts' answers are counted together.
@@ -50,6 +57,8 @@ pub struct Pacer {
     /// When the next post may start on the steady schedule.
     next: Duration,
     last_cut: Option<Duration>,
+    /// The rate at which the account last throttled.
+    throttled_at: Option<f64>,
     /// Posts booked for a later start that have not started (nor given up) yet.
     waiting: usize,
     /// The first posts answered in the current window, and those of them answered 429.
@@ -72,6 +81,7 @@ impl Pacer {
             rate: ceiling,
             next: Duration::ZERO,
             last_cut: None,
+            throttled_at: None,
             waiting: 0,
             window: FirstPosts::default(),
         }
@@ -155,14 +165,22 @@ impl Pacer {
         if cooling {
             return false;
         }
+        self.throttled_at = Some(self.rate);
         self.rate = (self.rate * CUT_TO).max(self.ceiling * FLOOR_SHARE);
         self.last_cut = Some(now);
         true
     }
 
-    /// A post got through: raise the rate a step, up to the ceiling.
+    /// A post got through: raise the rate a step, up to the ceiling; a smaller step near
+    /// and past the rate at which the account last throttled.
     pub fn delivered(&mut self) {
-        let step = self.ceiling * (1.0 - FLOOR_SHARE) / SUCCESSES_TO_RECOVER;
+        let mut step = self.ceiling * (1.0 - FLOOR_SHARE) / SUCCESSES_TO_RECOVER;
+        if self
+            .throttled_at
+            .is_some_and(|limit| self.rate >= limit * PROBE_FROM)
+        {
+            step /= PROBE_SLOWDOWN;
+        }
         self.rate = (self.rate + step).min(self.ceiling);
     }
 }
@@ -225,15 +243,22 @@ mod tests {
         let mut pacer = Pacer::new(1_000);
         let _ = pacer.cut(ms(0));
 
-        for _ in 0..1_000 {
+        // 0.49 a delivery up to 900 (90% of the rate that was throttled), then 50 times
+        // slower.
+        for _ in 0..816 {
             pacer.delivered();
         }
-        let halfway = pacer.rate();
-        for _ in 0..2_000 {
+        let near_the_limit = pacer.rate();
+        for _ in 0..10_000 {
+            pacer.delivered();
+        }
+        let probing = pacer.rate();
+        for _ in 0..20_000 {
             pacer.delivered();
         }
 
-        assert!((989.0..991.0).contains(&halfway), "{halfway}");
+        assert!((899.0..901.0).contains(&near_the_limit), "{near_the_limit}");
+        assert!((998.0..1_000.0).contains(&probing), "{probing}");
         assert_eq!(pacer.rate(), 1_000.0);
     }
 

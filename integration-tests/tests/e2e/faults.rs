@@ -295,3 +295,97 @@ async fn slow_clients_on_dynamodb() {
     )
     .await;
 }
+
+/// Connections of the account-throttle scenario, and the gateway's throttle (posts per
+/// second, with one second of burst) under the pusher's own ceiling.
+const THROTTLED_AUDIENCE: usize = 1_200;
+const ACCOUNT_THROTTLE: u32 = 300;
+const PUSHER_CEILING: u32 = 600;
+
+async fn the_account_throttle_is_absorbed_and_every_connection_is_accounted_for(setup: Setup) {
+    let store = setup.gateway.store();
+    let now = SystemClock.now();
+    let topic = wspush_domain::ExternalId::parse("room:throttled").expect("valid");
+    let ids: Vec<String> = (0..THROTTLED_AUDIENCE)
+        .map(|index| format!("t{index:05}"))
+        .collect();
+    for (index, id) in ids.iter().enumerate() {
+        let connection = wspush_domain::Connection::open(
+            ConnectionId::parse(id.as_str()).expect("valid"),
+            wspush_domain::UserId::parse(format!("u{index}")).expect("valid"),
+            now,
+        );
+        store.save(&connection).await.expect("save");
+        store
+            .subscribe(&connection, std::slice::from_ref(&topic), now)
+            .await
+            .expect("subscribe");
+    }
+    setup.gateway.set_virtual_connections(ids.clone());
+    let pusher = PushService::new(
+        store,
+        Arc::new(setup.gateway.api_gateway()),
+        Arc::new(SystemClock),
+        PushConfig {
+            max_posts_per_second: Some(PUSHER_CEILING),
+            ..PushConfig::default()
+        },
+    )
+    .expect("a valid configuration");
+    let request =
+        NotificationRequest::parse(r#"{"topics":["room:throttled"],"data":"hi"}"#).expect("valid");
+
+    let report = pusher.push(&request).await;
+
+    // The throttle bit (so the pacer had something to settle on), and every connection is
+    // either delivered once or reported failed as throttled, to be re-enqueued.
+    assert!(report.throttled > 0, "{report:?}");
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|failure| failure.reason == wspush_ports::FailureReason::Throttled),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(
+        report.delivered + report.failed.len(),
+        THROTTLED_AUDIENCE,
+        "{report:?}"
+    );
+    let tally = setup.gateway.virtual_tally();
+    assert_eq!(tally.more_than_once, 0, "{tally:?}");
+    assert_eq!(tally.exactly_once, report.delivered, "{tally:?}");
+    assert_eq!(
+        tally.unreached,
+        report.failed.len(),
+        "the unreached are exactly the reported: {tally:?}"
+    );
+    setup.finish().await;
+}
+
+fn throttled_setup() -> LocalConfig {
+    LocalConfig {
+        faults: Faults {
+            requests_per_second: Some(ACCOUNT_THROTTLE),
+            ..Faults::default()
+        },
+        ..LocalConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_throttle_on_memory() {
+    the_account_throttle_is_absorbed_and_every_connection_is_accounted_for(
+        Setup::memory_with(throttled_setup()).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_throttle_on_dynamodb() {
+    the_account_throttle_is_absorbed_and_every_connection_is_accounted_for(
+        Setup::dynamodb_with_config(throttled_setup()).await,
+    )
+    .await;
+}

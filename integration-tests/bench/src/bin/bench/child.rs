@@ -33,6 +33,10 @@ pub(crate) struct Measurement {
     pub(crate) throttled: usize,
     /// Posts made: deliveries, 429s and other failed attempts.
     pub(crate) posts: usize,
+    /// Connections reported failed (throttled after their retries), in the measured push
+    /// and in the warm-up.
+    pub(crate) failed: usize,
+    pub(crate) warm_up_failed: usize,
 }
 
 impl Measurement {
@@ -93,12 +97,27 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
             .filter(|index| slow.is_slow(&audience.id(*index)))
             .count()
     };
+    // Under the account throttle (`--requests-per-second`), connections may be reported
+    // failed, throttled after their retries, as long as every one is accounted for.
+    let throttled_ok = |report: &wspush_ports::PushReport, connections: usize, slow: usize| {
+        let all_throttled = report
+            .failed
+            .iter()
+            .all(|failure| failure.reason == wspush_ports::FailureReason::Throttled);
+        if args.requests_per_second.is_some() {
+            all_throttled && report.delivered + report.failed.len() == connections
+        } else {
+            all_throttled && report.delivered == connections - slow && report.failed.len() == slow
+        }
+    };
+    let mut warm_up_failed = 0;
     if args.warm_up {
         let report = pusher.push(&WARM_UP.request()?).await;
         ensure!(
-            report.delivered == args.in_flight - slow_among(WARM_UP, args.in_flight),
+            throttled_ok(&report, args.in_flight, slow_among(WARM_UP, args.in_flight)),
             "the warm-up push was not complete: {report:?}"
         );
+        warm_up_failed = report.failed.len();
         calls.reset();
     }
 
@@ -117,12 +136,7 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
     );
     let slow_ones = slow_among(MEASURED, args.connections);
     ensure!(
-        report.delivered == args.connections - slow_ones
-            && report.failed.len() == slow_ones
-            && report
-                .failed
-                .iter()
-                .all(|failure| failure.reason == wspush_ports::FailureReason::Throttled),
+        throttled_ok(&report, args.connections, slow_ones),
         "the push did not reach every connection but the {slow_ones} slow ones: {report:?}"
     );
     Ok(Measurement {
@@ -136,6 +150,8 @@ pub(crate) async fn push_once(args: PushArgs) -> anyhow::Result<Measurement> {
         store_calls: calls.total(),
         throttled: report.throttled,
         posts: report.delivered + report.retries + report.failed.len(),
+        failed: report.failed.len(),
+        warm_up_failed,
     })
 }
 

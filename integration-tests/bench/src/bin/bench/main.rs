@@ -152,6 +152,8 @@ pub(crate) struct PushArgs {
     pub(crate) history: bool,
     #[arg(long, default_value_t = 0.0)]
     pub(crate) slow_connections: f64,
+    #[arg(long)]
+    pub(crate) requests_per_second: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
