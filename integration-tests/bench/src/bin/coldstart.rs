@@ -167,6 +167,8 @@ async fn main() -> anyhow::Result<()> {
         (names::JWT_ISSUER, "coldstart"),
         (names::JWT_AUDIENCE, "wspush"),
     ];
+    // The pusher's default is the lean transport; the same binary on the SDK's, to compare.
+    let sdk_transport = [(names::TRANSPORT, "sdk")];
     for (label, name, event, extra_env) in [
         ("connect", "connect", CONNECT, &[][..]),
         (
@@ -177,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("subscribe", "subscribe", SUBSCRIBE, &[][..]),
         ("pusher", "pusher", PUSH, &[][..]),
+        ("pusher (sdk transport)", "pusher", PUSH, &sdk_transport[..]),
         ("disconnect", "disconnect", DISCONNECT, &[][..]),
     ] {
         let binary = lambda_dir.join(name).join("bootstrap");
