@@ -4,7 +4,7 @@
 use std::process::Command;
 
 #[test]
-fn the_benchmark_runs_small_against_both_stores_and_draws_its_plot() {
+fn the_benchmark_runs_small_against_both_stores_on_both_transports_and_draws_its_plot() {
     let plot = std::env::temp_dir().join(format!("wspush-bench-{}.png", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args([
@@ -14,6 +14,8 @@ fn the_benchmark_runs_small_against_both_stores_and_draws_its_plot() {
             "memory,dynamodb",
             "--runs",
             "2",
+            "--transport",
+            "sdk,lean",
         ])
         .args(["--latency-ms", "2", "--in-flight", "16"])
         .arg("--plot")
@@ -28,11 +30,12 @@ fn the_benchmark_runs_small_against_both_stores_and_draws_its_plot() {
         .lines()
         .filter(|line| line.starts_with("| memory |") || line.starts_with("| dynamodb |"))
         .collect();
-    assert_eq!(rows.len(), 4, "{stdout}");
+    assert_eq!(rows.len(), 8, "two stores, two sizes, two transports: {stdout}");
     for row in &rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let ideal: f64 = cells[3].parse().expect("an ideal");
-        let wall: f64 = cells[4].parse().expect("a wall time");
+        assert!(cells[2] == "sdk" || cells[2] == "lean", "{row}");
+        let ideal: f64 = cells[4].parse().expect("an ideal");
+        let wall: f64 = cells[5].parse().expect("a wall time");
         // 100 or 300 posts, 16 at a time, 2 ms each: the ideal is 14 or 38 ms.
         assert!(ideal == 14.0 || ideal == 38.0, "{row}");
         assert!(wall >= ideal, "no push beats the ideal: {row}");
