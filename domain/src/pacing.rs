@@ -33,11 +33,17 @@ const CUT_TO: f64 = 0.5;
 const CUT_COOLDOWN: Duration = Duration::from_millis(100);
 /// Successes it takes to climb from the floor back to the ceiling, linearly.
 const SUCCESSES_TO_RECOVER: f64 = 2_000.0;
-/// Within this share of the rate at which the account last throttled, the rate climbs
-/// [`PROBE_SLOWDOWN`] times slower: back quickly to just under the limit it found, then probing
-/// past it, so that a pacer held at the account's throttle stays near it instead of
-/// overshooting by the signal's 10% every few hundred milliseconds.
+/// From this share of the rate at which the account last throttled up to [`PROBE_TO`] of it,
+/// the rate climbs [`PROBE_SLOWDOWN`] times slower: back quickly to just under the limit it
+/// found, then probing past it, so that a pacer held at the account's throttle stays near it
+/// instead of overshooting by the signal's 10% every few hundred milliseconds. Past
+/// [`PROBE_TO`] the limit no longer binds, and the climb is quick again.
 const PROBE_FROM: f64 = 0.9;
+/// See [`PROBE_FROM`].
+const PROBE_TO: f64 = 1.1;
+/// Cuts within this long of the previous one are one episode of throttling: the limit found
+/// is the highest rate cut in it (a second cut comes at the already-halved rate).
+const EPISODE: Duration = Duration::from_secs(1);
 /// How much slower the rate climbs near (and past) the last throttled rate.
 const PROBE_SLOWDOWN: f64 = 50.0;
 /// Posts may start this far ahead of the steady schedule (a burst after an idle spell).
@@ -165,7 +171,13 @@ impl Pacer {
         if cooling {
             return false;
         }
-        self.throttled_at = Some(self.rate);
+        let same_episode = self
+            .last_cut
+            .is_some_and(|cut| now.saturating_sub(cut) < EPISODE);
+        self.throttled_at = Some(match self.throttled_at {
+            Some(limit) if same_episode => limit.max(self.rate),
+            _ => self.rate,
+        });
         self.rate = (self.rate * CUT_TO).max(self.ceiling * FLOOR_SHARE);
         self.last_cut = Some(now);
         true
@@ -177,7 +189,7 @@ impl Pacer {
         let mut step = self.ceiling * (1.0 - FLOOR_SHARE) / SUCCESSES_TO_RECOVER;
         if self
             .throttled_at
-            .is_some_and(|limit| self.rate >= limit * PROBE_FROM)
+            .is_some_and(|limit| (limit * PROBE_FROM..limit * PROBE_TO).contains(&self.rate))
         {
             step /= PROBE_SLOWDOWN;
         }
@@ -260,6 +272,35 @@ mod tests {
         assert!((899.0..901.0).contains(&near_the_limit), "{near_the_limit}");
         assert!((998.0..1_000.0).contains(&probing), "{probing}");
         assert_eq!(pacer.rate(), 1_000.0);
+    }
+
+    #[test]
+    fn the_limit_found_is_the_highest_rate_cut_in_one_episode_and_binds_only_near_it() {
+        let mut pacer = Pacer::new(1_000);
+        let _ = pacer.cut(ms(0));
+        let _ = pacer.cut(ms(200));
+        assert_eq!(pacer.rate(), 250.0);
+
+        // Quick to 900 (90% of 1,000, not of the second cut's 500).
+        for _ in 0..1_327 {
+            pacer.delivered();
+        }
+        assert!((898.0..901.0).contains(&pacer.rate()), "{}", pacer.rate());
+
+        // A later episode: its second cut does not lower the limit its first one found, so
+        // the climb from the second cut is quick.
+        let mut later = Pacer::new(1_000);
+        let _ = later.cut(ms(0));
+        for _ in 0..10_000 {
+            later.delivered();
+        }
+        let _ = later.cut(ms(5_000));
+        let _ = later.cut(ms(5_200));
+        let before = later.rate();
+        for _ in 0..100 {
+            later.delivered();
+        }
+        assert!(later.rate() - before > 40.0, "{before} -> {}", later.rate());
     }
 
     #[test]

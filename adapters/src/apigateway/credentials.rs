@@ -108,7 +108,12 @@ impl CredentialsCache {
             Err(error) => match cached.filter(|cached| cached.valid_at(now)) {
                 Some(mut still_valid) => {
                     tracing::warn!(%error, "refreshing the credentials failed; the current ones are still valid");
-                    still_valid.refresh_at = Some(now + RETRY_REFRESH_AFTER);
+                    let retry_at = now + RETRY_REFRESH_AFTER;
+                    still_valid.refresh_at = Some(
+                        still_valid
+                            .expires_at
+                            .map_or(retry_at, |expires_at| retry_at.min(expires_at)),
+                    );
                     self.store(still_valid.clone());
                     Ok(still_valid.identity)
                 }

@@ -30,7 +30,11 @@ fn the_benchmark_runs_small_against_both_stores_on_both_transports_and_draws_its
         .lines()
         .filter(|line| line.starts_with("| memory |") || line.starts_with("| dynamodb |"))
         .collect();
-    assert_eq!(rows.len(), 8, "two stores, two sizes, two transports: {stdout}");
+    assert_eq!(
+        rows.len(),
+        8,
+        "two stores, two sizes, two transports: {stdout}"
+    );
     for row in &rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert!(cells[2] == "sdk" || cells[2] == "lean", "{row}");

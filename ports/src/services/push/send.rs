@@ -131,7 +131,7 @@ where
                 return attempt;
             }
             let posted = self.gateway.post(id, payload.clone()).await;
-            first_post.answered();
+            first_post.answered(matches!(posted, Err(GatewayError::Throttled)));
             let error = match posted {
                 Ok(()) => {
                     let first = attempt.retries == 0;

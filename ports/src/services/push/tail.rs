@@ -6,6 +6,11 @@
 //! begins: connections that have answered nothing but 429 may go on retrying for the
 //! policy's [grace](wspush_domain::RetryPolicy::slow_tail_grace) only, then they are reported
 //! failed (and re-enqueued with the other failures).
+//!
+//! Only when they are few: as for the shared rate ([`wspush_domain::pacing`]), 429s to at
+//! least [`SIGNAL_THROTTLED_SHARE`] of the first posts, or a push of fewer than
+//! [`SIGNAL_MIN_FIRST_POSTS`] connections, cannot be told from the account's throttle, and
+//! their retries keep the retry policy's whole budget.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,14 +18,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use wspush_domain::RetryPolicy;
+use wspush_domain::pacing::{SIGNAL_MIN_FIRST_POSTS, SIGNAL_THROTTLED_SHARE};
 
 /// Counts of one run: connections read, first posts answered.
 pub(crate) struct Tail {
     started: Instant,
     read: AtomicUsize,
     answered: AtomicUsize,
+    /// First posts answered 429.
+    throttled: AtomicUsize,
     reading_done: AtomicBool,
-    since: OnceLock<Instant>,
+    /// When the tail began, and whether its slow clients are few enough for a grace.
+    since: OnceLock<(Instant, bool)>,
     /// Wakes the retries waiting out their backoff when the tail begins.
     began: Notify,
 }
@@ -31,6 +40,7 @@ impl Tail {
             started: Instant::now(),
             read: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
+            throttled: AtomicUsize::new(0),
             reading_done: AtomicBool::new(false),
             since: OnceLock::new(),
             began: Notify::new(),
@@ -48,17 +58,27 @@ impl Tail {
         self.begin_if_due();
     }
 
-    /// A connection's first post was answered, or it ended without one.
-    pub(crate) fn first_post_answered(&self) {
+    /// A connection's first post was answered (429: `throttled`), or it ended without one.
+    pub(crate) fn first_post_answered(&self, throttled: bool) {
+        if throttled {
+            self.throttled.fetch_add(1, Ordering::AcqRel);
+        }
         self.answered.fetch_add(1, Ordering::AcqRel);
         self.begin_if_due();
     }
 
     /// Begins the tail (once) when the audience is read and every first post answered.
     fn begin_if_due(&self) {
+        let read = self.read.load(Ordering::Acquire);
         let due = self.reading_done.load(Ordering::Acquire)
-            && self.answered.load(Ordering::Acquire) >= self.read.load(Ordering::Acquire);
-        if due && self.since.set(Instant::now()).is_ok() {
+            && self.answered.load(Ordering::Acquire) >= read;
+        if !due {
+            return;
+        }
+        let throttled = self.throttled.load(Ordering::Acquire);
+        let few_slow = read >= SIGNAL_MIN_FIRST_POSTS as usize
+            && (throttled as f64) < SIGNAL_THROTTLED_SHARE * read as f64;
+        if self.since.set((Instant::now(), few_slow)).is_ok() {
             self.began.notify_waiters();
         }
     }
@@ -66,8 +86,8 @@ impl Tail {
     /// When the retries of connections that answered nothing but 429 must have ended;
     /// `None` before the tail.
     pub(crate) fn slow_retries_end(&self, policy: &RetryPolicy) -> Option<Instant> {
-        let since = *self.since.get()?;
-        Some(since + policy.slow_tail_grace(since.duration_since(self.started)))
+        let (since, few_slow) = *self.since.get()?;
+        few_slow.then(|| since + policy.slow_tail_grace(since.duration_since(self.started)))
     }
 
     /// Waits out a slow client's backoff until `wake`; `false` (at once) if the tail's
@@ -107,16 +127,16 @@ impl<'a> FirstPost<'a> {
         Self(Some(tail))
     }
 
-    pub(crate) fn answered(&mut self) {
+    pub(crate) fn answered(&mut self, throttled: bool) {
         if let Some(tail) = self.0.take() {
-            tail.first_post_answered();
+            tail.first_post_answered(throttled);
         }
     }
 }
 
 impl Drop for FirstPost<'_> {
     fn drop(&mut self) {
-        self.answered();
+        self.answered(false);
     }
 }
 
@@ -126,12 +146,25 @@ mod tests {
 
     use super::*;
 
+    /// A tail of `read` connections, `throttled` of them answered 429, all answered.
+    fn answered_tail(read: usize, throttled: usize) -> Tail {
+        let tail = Tail::new();
+        tail.read(read);
+        tail.reading_done();
+        for index in 0..read {
+            tail.first_post_answered(index < throttled);
+        }
+        tail
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_tail_begins_when_the_audience_is_read_and_every_first_post_answered() {
         let tail = Tail::new();
         let policy = RetryPolicy::default();
-        tail.read(2);
-        tail.first_post_answered();
+        tail.read(40);
+        for _ in 0..39 {
+            tail.first_post_answered(false);
+        }
         tail.reading_done();
         assert_eq!(
             tail.slow_retries_end(&policy),
@@ -142,12 +175,12 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         {
             let mut last = FirstPost::new(&tail);
-            last.answered();
-            last.answered();
+            last.answered(true);
+            last.answered(true);
         }
         let end = tail.slow_retries_end(&policy).expect("in the tail");
 
-        assert_eq!(tail.answered.load(Ordering::Acquire), 2, "counted once");
+        assert_eq!(tail.answered.load(Ordering::Acquire), 40, "counted once");
         assert_eq!(end, Instant::now() + Duration::from_millis(200));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(
@@ -160,10 +193,29 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_tail_while_the_audience_is_still_read() {
         let tail = Tail::new();
-        tail.read(1);
-        drop(FirstPost::new(&tail));
+        tail.read(100);
+        for _ in 0..100 {
+            drop(FirstPost::new(&tail));
+        }
 
         assert_eq!(tail.slow_retries_end(&RetryPolicy::default()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_grace_when_slow_clients_are_many_or_the_push_is_small() {
+        let policy = RetryPolicy::default();
+
+        assert!(answered_tail(100, 9).slow_retries_end(&policy).is_some());
+        assert_eq!(
+            answered_tail(100, 10).slow_retries_end(&policy),
+            None,
+            "10% of first posts throttled reads as the account's throttle"
+        );
+        assert_eq!(
+            answered_tail(19, 1).slow_retries_end(&policy),
+            None,
+            "too few first posts to tell"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -171,15 +223,17 @@ mod tests {
      {
         let tail = Tail::new();
         let policy = RetryPolicy::default();
-        tail.read(2);
+        tail.read(40);
         tail.reading_done();
-        tail.first_post_answered();
+        for _ in 0..39 {
+            tail.first_post_answered(false);
+        }
         tokio::time::advance(Duration::from_secs(1)).await;
 
         let waiting = tail.wait_slow_retry(Instant::now() + Duration::from_millis(400), &policy);
         let answer = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            tail.first_post_answered();
+            tail.first_post_answered(true);
         };
         let started = Instant::now();
         let (retry, ()) = tokio::join!(waiting, answer);
