@@ -3,6 +3,8 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 
 /// The HTTP client of every SDK client: hyper 1 with rustls on the `ring` provider. Built
 /// explicitly because the SDK crates' default features would compile a second TLS stack.
@@ -38,4 +40,18 @@ pub fn local_sdk_config(region: &str, access_key: &str, secret_key: &str) -> Sdk
         )))
         .http_client(http_client())
         .build()
+}
+
+/// What a failed SDK call shows of its answer: the HTTP status, when an answer came, and
+/// whether the call failed in transit (a timeout, a broken connection, an unreadable
+/// answer). Every adapter maps its SDK errors from these and the error code.
+pub(crate) fn failed_answer<E>(error: &SdkError<E, HttpResponse>) -> (Option<u16>, bool) {
+    let status = error
+        .raw_response()
+        .map(|response| response.status().as_u16());
+    let in_transit = matches!(
+        error,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    );
+    (status, in_transit)
 }

@@ -209,14 +209,8 @@ where
         "ThrottledException",
         "KMSThrottlingException",
     ];
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
+    let (status, transport) = crate::aws::failed_answer(&error);
     let code = error.code().map(str::to_owned);
-    let transport = matches!(
-        error,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
-    );
     if code
         .as_deref()
         .is_some_and(|code| THROTTLING.contains(&code))

@@ -59,6 +59,10 @@ struct Inner {
     /// The endpoint's path up to `/@connections/`, with a trailing `/@connections/`.
     connections_path: String,
     region: String,
+    /// The SDK's signing settings, without its list of headers to leave unsigned: only
+    /// `host` and `content-type` are given to the signer, so the list would only cost an
+    /// allocation per post.
+    signing: SigningSettings,
     credentials: CredentialsCache,
     call_timeout: Duration,
 }
@@ -101,13 +105,14 @@ impl LeanGateway {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let tls = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(tls) => tls,
-            // A plain-HTTP endpoint (the local gateway) never checks a certificate.
-            Err(_) if scheme == "http" => {
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(no_roots()?)
-            }
-            Err(error) => return Err(SetupError::NoRootCertificates(error)),
+        // A plain-HTTP endpoint (the local gateway) never checks a certificate: no reading
+        // of the system's roots at cold start for it.
+        let tls = if scheme == "http" {
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(no_roots()?)
+        } else {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map_err(SetupError::NoRootCertificates)?
         };
         let https = tls.https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
@@ -123,6 +128,11 @@ impl LeanGateway {
                 host,
                 connections_path: format!("{}/@connections/", uri.path().trim_end_matches('/')),
                 region,
+                signing: {
+                    let mut signing = SigningSettings::default();
+                    signing.excluded_headers = None;
+                    signing
+                },
                 credentials: CredentialsCache::new(provider),
                 call_timeout: config.call_timeout,
             }),
@@ -158,7 +168,7 @@ impl LeanGateway {
             .region(&inner.region)
             .name(SIGNING_NAME)
             .time(SystemTime::now())
-            .settings(SigningSettings::default())
+            .settings(inner.signing.clone())
             .build()
             .map_err(|error| gateway_error(Verdict::Unknown, LeanError::Signing(Box::new(error))))?
             .into();

@@ -93,13 +93,7 @@ fn gateway_error<E>(error: SdkError<E, HttpResponse>) -> GatewayError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    let failed_in_transit = matches!(
-        error,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
-    );
+    let (status, failed_in_transit) = crate::aws::failed_answer(&error);
     let verdict = classify(error.code(), status, failed_in_transit);
     super::gateway_error(verdict, error)
 }

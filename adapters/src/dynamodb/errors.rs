@@ -31,13 +31,7 @@ where
         "RequestLimitExceeded",
         "LimitExceededException",
     ];
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    let transport = matches!(
-        error,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
-    );
+    let (status, transport) = crate::aws::failed_answer(&error);
     if error.code().is_some_and(|code| THROTTLING.contains(&code)) {
         StoreError::Throttled(Box::new(error))
     } else if transport || status.is_some_and(|status| status >= 500) {
