@@ -1,7 +1,9 @@
 //! Validated identifiers.
 //!
 //! Every ID is a newtype with a private field, built only by `parse`, so a value of one of
-//! these types has passed its rules. The rules:
+//! these types has passed its rules. The text is held once and shared: cloning an ID counts a
+//! reference instead of copying it, so a store may index one ID in several places for the
+//! memory of one. The rules:
 //!
 //! | type | length (UTF-8 bytes) | characters |
 //! |---|---|---|
@@ -14,6 +16,7 @@
 //! first `:` (`room` in `room:42`). A user's own channel is the external ID `user:<user id>`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -158,14 +161,14 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates `value` against this ID's rules (see the module docs).
             pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 check(&value, $kind, $max, $allowed, $is_allowed)?;
-                Ok(Self(value))
+                Ok(Self(value.into()))
             }
 
             /// The ID as text.
@@ -184,7 +187,7 @@ macro_rules! id_type {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.as_ref().to_owned()
             }
         }
 
@@ -250,13 +253,13 @@ impl RequestId {
     pub fn derive(&self, content: &str) -> Self {
         let suffix = format!("~{:016x}", fnv1a(FNV_OFFSET, content));
         if self.0.len() + suffix.len() <= MAX_REQUEST_ID_BYTES {
-            return Self(format!("{}{suffix}", self.0));
+            return Self(format!("{}{suffix}", self.0).into());
         }
         let (high, low) = (
             fnv1a(FNV_OFFSET, &self.0),
             fnv1a(FNV_OFFSET ^ 0xa5a5_a5a5_a5a5_a5a5, &self.0),
         );
-        Self(format!("h{high:016x}{low:016x}{suffix}"))
+        Self(format!("h{high:016x}{low:016x}{suffix}").into())
     }
 }
 
@@ -276,7 +279,7 @@ impl ExternalId {
     /// The user's own channel, `user:<user id>`. Always valid: a user ID is at most half as
     /// long as an external ID may be and uses the same characters.
     pub fn user_channel(user: &UserId) -> Self {
-        Self(format!("{USER_CHANNEL_NAMESPACE}:{user}"))
+        Self(format!("{USER_CHANNEL_NAMESPACE}:{user}").into())
     }
 
     /// The text before the first `:`, if there is one (`room` in `room:42`).

@@ -1,7 +1,9 @@
 //! An in-memory connection store: the local gateway's default, and a real adapter of the
 //! store port (it passes the same contract suite as the DynamoDB store).
 //!
-//! Everything sits behind one `RwLock`, never held across an `.await`. Reads skip expired
+//! The connections and their subscriptions are held compactly (`connections.rs`): one
+//! record per connection, one index entry per connection and per subscription, and each ID's
+//! text once. Everything sits behind one `RwLock`, never held across an `.await`. Reads skip expired
 //! connections; expired ones are also swept out every [`SWEEP_EVERY`] saves, since nothing
 //! else would remove a connection whose `$disconnect` never came.
 //!
@@ -12,14 +14,14 @@
 //! [`PresenceStore`](wspush_ports::PresenceStore) (`presence.rs`): per topic and user, the set
 //! of the user's connections there.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp, UserId};
+use wspush_domain::{Connection, ConnectionId, ExternalId, RequestId, Source, Timestamp};
 use wspush_ports::{Claim, ConnectionStore, Cursor, Deletion, Page, RequestLedger, StoreError};
 
+mod connections;
 mod history;
 mod presence;
 
@@ -30,10 +32,7 @@ pub const SWEEP_EVERY: u64 = 1024;
 
 #[derive(Debug, Default)]
 struct Inner {
-    connections: BTreeMap<ConnectionId, Connection>,
-    by_user: HashMap<UserId, BTreeSet<ConnectionId>>,
-    by_topic: HashMap<ExternalId, BTreeSet<ConnectionId>>,
-    topics_of: HashMap<ConnectionId, BTreeSet<ExternalId>>,
+    connections: connections::Connections,
     requests: HashMap<RequestId, LedgerEntry>,
     saves: u64,
 }
@@ -74,14 +73,9 @@ impl MemoryStore {
     /// removed.
     pub fn sweep_expired(&self, now: Timestamp) -> usize {
         let mut inner = self.write();
-        let expired: Vec<ConnectionId> = inner
-            .connections
-            .values()
-            .filter(|connection| !connection.is_live_at(now))
-            .map(|connection| connection.id().clone())
-            .collect();
+        let expired = inner.connections.expired(now);
         for id in &expired {
-            inner.remove(id);
+            inner.connections.remove(id);
         }
         inner.requests.retain(|_, entry| entry.until > now);
         drop(inner);
@@ -100,73 +94,6 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Inner {
-    /// Removes a connection and its subscriptions; whether it was stored.
-    fn remove(&mut self, id: &ConnectionId) -> bool {
-        self.remove_reporting_topics(id).0
-    }
-
-    /// Removes a connection and its subscriptions; whether it was stored, and the topics it
-    /// held.
-    fn remove_reporting_topics(&mut self, id: &ConnectionId) -> (bool, Vec<ExternalId>) {
-        let removed = self.connections.remove(id);
-        if let Some(connection) = &removed
-            && let Some(ids) = self.by_user.get_mut(connection.user())
-        {
-            ids.remove(id);
-            if ids.is_empty() {
-                self.by_user.remove(connection.user());
-            }
-        }
-        let topics = self.topics_of.remove(id).unwrap_or_default();
-        for topic in &topics {
-            if let Some(ids) = self.by_topic.get_mut(topic) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    self.by_topic.remove(topic);
-                }
-            }
-        }
-        (removed.is_some(), topics.into_iter().collect())
-    }
-
-    fn live(&self, id: &ConnectionId, now: Timestamp) -> Option<&Connection> {
-        self.connections
-            .get(id)
-            .filter(|connection| connection.is_live_at(now))
-    }
-
-    /// A page of the live connections among `ids` after `cursor`, examining at most
-    /// `limit` of them.
-    fn page_of<'a>(
-        &self,
-        ids: impl Iterator<Item = &'a ConnectionId>,
-        limit: usize,
-        now: Timestamp,
-    ) -> Page {
-        let mut examined = ids.peekable();
-        let mut page = Page::default();
-        let mut last = None;
-        for id in examined.by_ref().take(limit) {
-            last = Some(id);
-            if let Some(connection) = self.live(id, now) {
-                page.connections.push(connection.clone());
-            }
-        }
-        if examined.peek().is_some() {
-            page.next = last.map(|id| Cursor::new(id.as_str()));
-        }
-        page
-    }
-}
-
-fn after(cursor: Option<&ConnectionId>) -> (Bound<&ConnectionId>, Bound<&ConnectionId>) {
-    match cursor {
-        Some(id) => (Bound::Excluded(id), Bound::Unbounded),
-        None => (Bound::Unbounded, Bound::Unbounded),
     }
 }
 
@@ -195,18 +122,7 @@ fn id_cursor(cursor: Option<&Cursor>) -> Result<Option<ConnectionId>, StoreError
 impl ConnectionStore for MemoryStore {
     async fn save(&self, connection: &Connection) -> Result<(), StoreError> {
         let mut inner = self.write();
-        let id = connection.id().clone();
-        if let Some(previous) = inner.connections.get(&id).map(|c| c.user().clone())
-            && let Some(ids) = inner.by_user.get_mut(&previous)
-        {
-            ids.remove(&id);
-        }
-        inner
-            .by_user
-            .entry(connection.user().clone())
-            .or_default()
-            .insert(id.clone());
-        inner.connections.insert(id, connection.clone());
+        inner.connections.save(connection);
         inner.saves += 1;
         let sweep = inner.saves.is_multiple_of(SWEEP_EVERY);
         drop(inner);
@@ -221,7 +137,7 @@ impl ConnectionStore for MemoryStore {
         connection: &ConnectionId,
         now: Timestamp,
     ) -> Result<Option<Connection>, StoreError> {
-        Ok(self.read().live(connection, now).cloned())
+        Ok(self.read().connections.live(connection, now))
     }
 
     async fn delete(&self, connection: &ConnectionId) -> Result<Deletion, StoreError> {
@@ -232,13 +148,10 @@ impl ConnectionStore for MemoryStore {
         &self,
         connection: &ConnectionId,
     ) -> Result<(Deletion, Vec<ExternalId>), StoreError> {
-        let (removed, topics) = self.write().remove_reporting_topics(connection);
-        let deletion = if removed {
-            Deletion::Removed
-        } else {
-            Deletion::AlreadyGone
-        };
-        Ok((deletion, topics))
+        Ok(match self.write().connections.remove(connection) {
+            Some(topics) => (Deletion::Removed, topics),
+            None => (Deletion::AlreadyGone, Vec::new()),
+        })
     }
 
     async fn subscribe_at_most(
@@ -250,39 +163,9 @@ impl ConnectionStore for MemoryStore {
     ) -> Result<(), StoreError> {
         // The count and the write under one write lock: concurrent subscribes of one
         // connection are decided one after the other.
-        let mut inner = self.write();
-        let id = connection.id();
-        if inner.live(id, now).is_none() {
-            return Err(StoreError::ConnectionNotFound(id.clone()));
-        }
-        let held = inner.topics_of.get(id);
-        let held_count = held.map_or(0, BTreeSet::len);
-        let adding = topics
-            .iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|topic| !held.is_some_and(|held| held.contains(*topic)))
-            .count();
-        if held_count.saturating_add(adding) > max {
-            return Err(StoreError::SubscriptionLimit {
-                held: held_count,
-                adding,
-                max,
-            });
-        }
-        for topic in topics {
-            inner
-                .by_topic
-                .entry(topic.clone())
-                .or_default()
-                .insert(id.clone());
-        }
-        inner
-            .topics_of
-            .entry(id.clone())
-            .or_default()
-            .extend(topics.iter().cloned());
-        Ok(())
+        self.write()
+            .connections
+            .subscribe_at_most(connection.id(), topics, max, now)
     }
 
     async fn audience_includes(
@@ -291,12 +174,10 @@ impl ConnectionStore for MemoryStore {
         connection: &ConnectionId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let inner = self.read();
-        let subscribed = inner
-            .by_topic
-            .get(topic)
-            .is_some_and(|ids| ids.contains(connection));
-        Ok(subscribed && inner.live(connection, now).is_some())
+        Ok(self
+            .read()
+            .connections
+            .audience_includes(topic, connection, now))
     }
 
     async fn unsubscribe(
@@ -304,18 +185,7 @@ impl ConnectionStore for MemoryStore {
         connection: &ConnectionId,
         topics: &[ExternalId],
     ) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        for topic in topics {
-            if let Some(ids) = inner.by_topic.get_mut(topic) {
-                ids.remove(connection);
-                if ids.is_empty() {
-                    inner.by_topic.remove(topic);
-                }
-            }
-            if let Some(held) = inner.topics_of.get_mut(connection) {
-                held.remove(topic);
-            }
-        }
+        self.write().connections.unsubscribe(connection, topics);
         Ok(())
     }
 
@@ -323,12 +193,7 @@ impl ConnectionStore for MemoryStore {
         &self,
         connection: &ConnectionId,
     ) -> Result<Vec<ExternalId>, StoreError> {
-        Ok(self
-            .read()
-            .topics_of
-            .get(connection)
-            .map(|topics| topics.iter().cloned().collect())
-            .unwrap_or_default())
+        Ok(self.read().connections.topics(connection))
     }
 
     async fn page(
@@ -340,42 +205,30 @@ impl ConnectionStore for MemoryStore {
     ) -> Result<Page, StoreError> {
         let limit = limit.max(1);
         let inner = self.read();
+        let connections = &inner.connections;
         let page = match source {
             Source::User(user) => {
                 let start = id_cursor(cursor.as_ref())?;
-                match inner.by_user.get(user) {
-                    Some(ids) => inner.page_of(ids.range(after(start.as_ref())), limit, now),
-                    None => Page::default(),
-                }
+                connections.user_page(user, start.as_ref(), limit, now)
             }
             Source::Topic(topic) => {
                 let start = id_cursor(cursor.as_ref())?;
-                match inner.by_topic.get(topic) {
-                    Some(ids) => inner.page_of(ids.range(after(start.as_ref())), limit, now),
-                    None => Page::default(),
-                }
+                connections.topic_page(topic, start.as_ref(), limit, now)
             }
             Source::Connections(ids) => {
                 let start = Cursor::offset_of(cursor.as_ref())?;
                 let end = start.saturating_add(limit).min(ids.len());
                 Page {
-                    connections: ids
-                        .get(start..end)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|id| inner.live(id, now).cloned())
-                        .collect(),
+                    connections: connections
+                        .listed_page(ids.get(start..end).unwrap_or_default(), now),
                     next: (end < ids.len()).then(|| Cursor::at_offset(end)),
                 }
             }
             Source::All(segment) => {
                 let start = id_cursor(cursor.as_ref())?;
-                let in_segment = inner
-                    .connections
-                    .range::<ConnectionId, _>(after(start.as_ref()))
-                    .map(|(id, _)| id)
-                    .filter(|id| segment_of(id, segment.total()) == segment.index());
-                inner.page_of(in_segment, limit, now)
+                let in_segment =
+                    |id: &ConnectionId| segment_of(id, segment.total()) == segment.index();
+                connections.all_page(in_segment, start.as_ref(), limit, now)
             }
         };
         Ok(page)

@@ -26,6 +26,11 @@ pub(crate) struct Audience {
 }
 
 impl Audience {
+    /// The topic the audience is subscribed to.
+    pub(crate) fn topic(self) -> &'static str {
+        self.topic
+    }
+
     pub(crate) fn id(self, index: usize) -> String {
         format!("{}{index:07}", self.prefix)
     }

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release -p wspush-bench --bin bench
 //! cargo run --release -p wspush-bench --bin bench -- --sizes 1000,10000 --stores memory --runs 5
+//! cargo run --release -p wspush-bench --bin bench -- memory --sizes 10000,100000
 //! ```
 //!
 //! This process runs the local gateway (`wspush-local`, with `L` ms added to every post) and
@@ -24,6 +25,7 @@
 
 mod audience;
 mod child;
+mod memory;
 mod output;
 mod suite;
 
@@ -47,6 +49,8 @@ pub(crate) enum Command {
     /// One measured push (run by the suite in a fresh process).
     #[command(hide = true)]
     Push(PushArgs),
+    /// What the in-memory store holds per connection (resident memory, fresh processes).
+    Memory(memory::MemoryArgs),
 }
 
 /// The whole benchmark.
@@ -172,6 +176,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&measurement)?);
             Ok(())
         }
+        Some(Command::Memory(args)) => runtime.block_on(memory::memory(args)),
         None => runtime.block_on(suite::suite(cli.suite)),
     }
 }
