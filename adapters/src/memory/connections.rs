@@ -65,30 +65,30 @@ impl Connections {
             .stored(connection.user())
             .unwrap_or_else(|| connection.user().clone());
         let grants = connection.grants().cloned().map(Box::new);
-        match self.records.get_key_value(connection.id()) {
-            Some((id, previous)) => {
-                let (id, previous_user) = (id.clone(), previous.user.clone());
-                self.by_user.remove(&previous_user, &id);
+        let Some((id, _)) = self.records.get_key_value(connection.id()) else {
+            let id = connection.id().clone();
+            self.by_user.insert(user.clone(), id.clone());
+            let record = Record {
+                user,
+                connected_at: connection.connected_at(),
+                expires_at: connection.expires_at(),
+                grants,
+                topics: Topics::default(),
+            };
+            self.records.insert(id, record);
+            return;
+        };
+        // Saved again: the stored ID's text stays the one every index shares.
+        let id = id.clone();
+        if let Some(record) = self.records.get_mut(&id) {
+            if record.user != user {
+                self.by_user.remove(&record.user, &id);
                 self.by_user.insert(user.clone(), id.clone());
-                if let Some(record) = self.records.get_mut(&id) {
-                    record.user = user;
-                    record.connected_at = connection.connected_at();
-                    record.expires_at = connection.expires_at();
-                    record.grants = grants;
-                }
             }
-            None => {
-                let id = connection.id().clone();
-                self.by_user.insert(user.clone(), id.clone());
-                let record = Record {
-                    user,
-                    connected_at: connection.connected_at(),
-                    expires_at: connection.expires_at(),
-                    grants,
-                    topics: Topics::default(),
-                };
-                self.records.insert(id, record);
-            }
+            record.user = user;
+            record.connected_at = connection.connected_at();
+            record.expires_at = connection.expires_at();
+            record.grants = grants;
         }
     }
 

@@ -2,10 +2,10 @@
 //! store port (it passes the same contract suite as the DynamoDB store).
 //!
 //! The connections and their subscriptions are held compactly (`connections.rs`): one
-//! record per connection, one index entry per connection and per subscription, and each ID's
-//! text once. Everything sits behind one `RwLock`, never held across an `.await`. Reads skip expired
-//! connections; expired ones are also swept out every [`SWEEP_EVERY`] saves, since nothing
-//! else would remove a connection whose `$disconnect` never came.
+//! record per connection, one index entry per connection and per subscription, and each
+//! ID's text once. Everything sits behind one `RwLock`, never held across an `.await`.
+//! Reads skip expired connections; expired ones are also swept out every [`SWEEP_EVERY`]
+//! saves, since nothing else would remove a connection whose `$disconnect` never came.
 //!
 //! It is also a [`RequestLedger`]: claims and completed requests in a map, with the same
 //! expiry rules as the DynamoDB store's. And a [`HistoryStore`](wspush_ports::HistoryStore)

@@ -53,19 +53,19 @@ pub(crate) async fn memory(args: MemoryArgs) -> anyhow::Result<()> {
         for _ in 0..args.runs.max(1) {
             runs.push(run_child(size)?);
         }
-        let mut per_connection: Vec<f64> = runs
-            .iter()
-            .map(|(before, after)| (after.saturating_sub(*before) * 1024) as f64 / size as f64)
-            .collect();
-        per_connection.sort_by(f64::total_cmp);
-        let median = per_connection[per_connection.len() / 2];
+        let per_connection = |(before, after): (u64, u64)| {
+            (after.saturating_sub(before) * 1024) as f64 / size.max(1) as f64
+        };
+        // The median run, so that its RSS columns and its bytes per connection agree.
+        runs.sort_by(|a, b| per_connection(*a).total_cmp(&per_connection(*b)));
         let (before, after) = runs[runs.len() / 2];
         println!(
-            "| {size} | {:.1} | {:.1} | {median:.0} | {:.0}-{:.0} |",
+            "| {size} | {:.1} | {:.1} | {:.0} | {:.0}-{:.0} |",
             before as f64 / 1024.0,
             after as f64 / 1024.0,
-            per_connection[0],
-            per_connection[per_connection.len() - 1],
+            per_connection((before, after)),
+            per_connection(runs[0]),
+            per_connection(runs[runs.len() - 1]),
         );
     }
     Ok(())
