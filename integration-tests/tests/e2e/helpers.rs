@@ -15,6 +15,11 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// A setup around a gateway already started (on `dynamodb`'s table, if given).
+    pub fn around(gateway: RunningGateway, dynamodb: Option<DynamoDbFixture>) -> Self {
+        Self { gateway, dynamodb }
+    }
+
     pub async fn memory() -> Self {
         Self::with(StoreChoice::Memory, None, Faults::default()).await
     }
@@ -76,7 +81,7 @@ impl Setup {
             ..LocalConfig::default()
         };
         let gateway = start(config).await.expect("the local gateway starts");
-        Self { gateway, dynamodb }
+        Self::around(gateway, dynamodb)
     }
 
     /// A second gateway on the same store, with `faults` (for scenarios that need them).

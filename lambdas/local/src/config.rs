@@ -11,6 +11,7 @@ use wspush_handlers::token::TokenVerifier;
 use wspush_ports::PushConfig;
 
 use crate::faults::Faults;
+use crate::functions::FunctionsConfig;
 
 /// Where connections are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct LocalConfig {
     /// Host names allowed besides IP addresses and `localhost` (a tunnel's, say), with or
     /// without a port: a request with another `Host` is refused with 403.
     pub allowed_hosts: Vec<String>,
+    /// Run the deployable functions (their `bootstrap` binaries, with the template's
+    /// environment) instead of the in-process handlers; needs the DynamoDB store.
+    pub functions: Option<FunctionsConfig>,
 }
 
 impl Default for LocalConfig {
@@ -98,6 +102,7 @@ impl Default for LocalConfig {
             concurrent_messages: false,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            functions: None,
         }
     }
 }

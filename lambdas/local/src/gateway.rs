@@ -1,7 +1,9 @@
 //! Start-up of the local gateway, and the handle to a running one.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::oneshot;
@@ -88,7 +90,17 @@ impl RunningGateway {
         self.state.virtuals.tally()
     }
 
-    /// Stops accepting, closes every socket, and waits for the server to end.
+    /// With the deployable functions: the cold start of each instance each one has had so
+    /// far (spawned until it asked for its first invocation), by logical ID.
+    pub fn cold_starts(&self) -> Option<BTreeMap<String, Vec<Duration>>> {
+        self.state
+            .functions
+            .as_ref()
+            .map(|functions| functions.cold_starts())
+    }
+
+    /// Stops accepting, closes every socket, and waits for the server to end (and, with the
+    /// deployable functions, for their `$disconnect`s to run before they are stopped).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         for id in self.state.registry.ids() {
             if let Some(live) = self.state.registry.get(&id) {
@@ -99,6 +111,16 @@ impl RunningGateway {
             let _ = shutdown.send(());
         }
         (&mut self.server).await.context("the server task")??;
+        if let Some(functions) = &self.state.functions {
+            // The sockets' `$disconnect`s go out as the sockets close.
+            let closing = tokio::time::Instant::now() + Duration::from_secs(5);
+            while self.state.sockets.load(std::sync::atomic::Ordering::SeqCst) > 0
+                && tokio::time::Instant::now() < closing
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            functions.shutdown().await;
+        }
         Ok(())
     }
 }

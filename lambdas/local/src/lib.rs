@@ -9,7 +9,9 @@
 //! and the tests share. The rooms: `config` (the options), `state` (what the handlers share),
 //! `routes` (every route), `guard` (the hosts and origins it answers), `gateway`
 //! (start-up), `socket`, `management`, `events`,
-//! `registry`, `faults`, `virtuals`.
+//! `registry`, `faults`, `virtuals`, and `functions`, which runs the deployable `bootstrap`
+//! binaries under a Lambda Runtime API of its own instead of the in-process handlers
+//! (`--lambdas DIR`).
 //!
 //! What must not: business rules. Everything wspush decides is decided by the handlers and
 //! services, exactly as in Lambda.
@@ -18,6 +20,7 @@ pub mod client;
 mod config;
 mod events;
 mod faults;
+mod functions;
 mod gateway;
 mod guard;
 mod management;
@@ -30,6 +33,7 @@ mod virtuals;
 
 pub use config::{LocalConfig, StoreChoice};
 pub use faults::Faults;
+pub use functions::{FunctionsConfig, FunctionsError, InvokeError, SqsEndpoint, TemplateError};
 pub use gateway::{RunningGateway, start};
 pub use state::Store;
 pub use virtuals::VirtualTally;

@@ -5,7 +5,9 @@
 //! cargo run -p wspush-local -- --help
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use wspush_adapters::{HttpDocument, Transport};
 use wspush_domain::{HistoryPolicy, PresencePolicy, SubscriptionPolicy};
 use wspush_handlers::settings::{self, RemoteKeys, Settings};
 use wspush_handlers::token::TokenVerifier;
-use wspush_local::{Faults, LocalConfig, StoreChoice, start};
+use wspush_local::{Faults, FunctionsConfig, LocalConfig, SqsEndpoint, StoreChoice, start};
 use wspush_ports::{PushConfig, RemoteDocument, RemoteError, RemoteProblem};
 
 /// Runs wspush's WebSocket API, @connections API and pusher locally.
@@ -153,6 +155,78 @@ struct Args {
     /// say; comma-separated); requests for other hosts are refused with 403.
     #[arg(long, value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// Run the deployable functions instead of the in-process handlers: their `bootstrap`
+    /// binaries from this directory (`deploy/.aws-sam/build` after `sam build`, or
+    /// `target/lambda` after `cargo lambda build`), under a Lambda Runtime API the gateway
+    /// serves, with the template's environment. Needs --dynamodb-endpoint.
+    #[arg(long, requires = "dynamodb_endpoint")]
+    lambdas: Option<PathBuf>,
+    /// The template the functions' environment comes from (default: the one `sam build`
+    /// left in the --lambdas directory, else deploy/template.yaml).
+    #[arg(long, requires = "lambdas")]
+    template: Option<PathBuf>,
+    /// With --lambdas: an SQS endpoint (moto's, say) where the template's notification queue
+    /// is created and polled as the pusher's event source mapping would.
+    #[arg(long, requires = "lambdas")]
+    sqs_endpoint: Option<String>,
+    /// The notification queue's name on --sqs-endpoint (its dead-letter queue: NAME-dlq).
+    #[arg(
+        long,
+        default_value = "wspush-notifications",
+        requires = "sqs_endpoint"
+    )]
+    queue_name: String,
+}
+
+/// The template parameters the gateway's options stand for, as `sam deploy
+/// --parameter-overrides` would set them, so that the functions read what the in-process
+/// handlers are given.
+fn template_parameters(args: &Args, jwks: Option<&str>) -> BTreeMap<String, String> {
+    let list = |values: &[String]| values.join(",");
+    let mut parameters: BTreeMap<String, String> = [
+        ("AllowedTopicNamespaces", list(&args.allowed_namespaces)),
+        (
+            "MaxSubscriptionsPerConnection",
+            args.max_subscriptions_per_connection.to_string(),
+        ),
+        (
+            "MaxTopicsPerMessage",
+            args.max_topics_per_message.to_string(),
+        ),
+        ("JwtTopicsClaim", args.jwt_topics_claim.clone()),
+        ("HistoryNamespaces", list(&args.history_namespaces)),
+        ("HistoryTtlSeconds", args.history_ttl_secs.to_string()),
+        ("HistorySize", args.history_size.to_string()),
+        ("PresenceNamespaces", list(&args.presence_namespaces)),
+        ("Subprotocols", list(&args.subprotocols)),
+        ("PusherMaxInFlight", args.max_in_flight.to_string()),
+        (
+            "PusherMaxPostsPerSecond",
+            args.max_posts_per_second
+                .0
+                .map_or_else(|| "off".to_owned(), |rate| rate.to_string()),
+        ),
+        ("Transport", args.transport.as_str().to_owned()),
+        (
+            "EmptyListsMeanEveryone",
+            args.empty_lists_mean_everyone.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    for (name, value) in [
+        ("JwtHs256Secret", args.jwt_hs256_secret.as_deref()),
+        ("JwtJwks", jwks),
+        ("JwtJwksUrl", args.jwt_jwks_url.as_deref()),
+        ("JwtIssuer", args.jwt_issuer.as_deref()),
+        ("JwtAudience", args.jwt_audience.as_deref()),
+    ] {
+        if let Some(value) = value {
+            parameters.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    parameters
 }
 
 /// `--max-posts-per-second`: a positive number, or `off`.
@@ -181,14 +255,11 @@ fn rate(name: &str, value: f64) -> anyhow::Result<f64> {
 
 /// The token verifier the `--jwt-*` arguments describe, read by the same settings code as
 /// the connect Lambda's `WSPUSH_JWT_*` variables, so both accept and refuse alike.
-async fn token_verifier(args: &Args) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
-    let jwks = match &args.jwt_jwks_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading --jwt-jwks-file {}", path.display()))?,
-        ),
-        None => None,
-    };
+async fn token_verifier(
+    args: &Args,
+    jwks: Option<&str>,
+) -> anyhow::Result<Option<Arc<TokenVerifier>>> {
+    let jwks = jwks.map(str::to_owned);
     let lookup = |key: &str| match key {
         settings::JWT_HS256_SECRET => args.jwt_hs256_secret.clone(),
         settings::JWT_JWKS => jwks.clone(),
@@ -257,14 +328,21 @@ async fn main() -> anyhow::Result<()> {
             .filter(|namespace| !namespace.is_empty()),
     )
     .context("the argument --presence-namespaces")?;
-    let token = token_verifier(&args).await?;
+    let jwks = match &args.jwt_jwks_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --jwt-jwks-file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let token = token_verifier(&args, jwks.as_deref()).await?;
     let tokens_required = token.is_some();
     let config = LocalConfig {
         address: SocketAddr::new(args.host, args.port),
         stage: args.stage.clone(),
         identity_param: args.identity_param.clone(),
         token,
-        store: match (args.dynamodb_endpoint, args.table) {
+        store: match (args.dynamodb_endpoint.clone(), args.table.clone()) {
             (Some(endpoint), Some(table)) => StoreChoice::DynamoDb { endpoint, table },
             _ => StoreChoice::Memory,
         },
@@ -293,6 +371,28 @@ async fn main() -> anyhow::Result<()> {
         concurrent_messages: args.concurrent_messages,
         allowed_origins: args.allowed_origins.clone(),
         allowed_hosts: args.allowed_hosts.clone(),
+        functions: match &args.lambdas {
+            Some(dir) => Some(FunctionsConfig {
+                dir: dir.clone(),
+                template: args.template.clone().unwrap_or_else(|| {
+                    let built = dir.join("template.yaml");
+                    match built.is_file() {
+                        true => built,
+                        false => PathBuf::from("deploy/template.yaml"),
+                    }
+                }),
+                parameters: template_parameters(&args, jwks.as_deref()),
+                sqs: args.sqs_endpoint.clone().map(|endpoint| SqsEndpoint {
+                    endpoint,
+                    queue_name: args.queue_name.clone(),
+                }),
+            }),
+            None => None,
+        },
+    };
+    let handlers = match &config.functions {
+        Some(functions) => format!("the functions in {}", functions.dir.display()),
+        None => "in-process handlers".to_owned(),
     };
     let store = match &config.store {
         StoreChoice::Memory => "in-memory".to_owned(),
@@ -302,7 +402,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let gateway = start(config).await.context("starting the local gateway")?;
     let param = &args.identity_param;
-    println!("wspush local gateway ({store} store)");
+    println!("wspush local gateway ({store} store, {handlers})");
     println!("  demo page:       {}", gateway.demo_url());
     if tokens_required {
         println!(

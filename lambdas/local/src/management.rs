@@ -11,7 +11,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use wspush_domain::limits::MAX_PAYLOAD_BYTES;
-use wspush_domain::{ConnectionId, ExternalId, NotificationRequest};
+use wspush_domain::{
+    ConnectionId, ControlRequest, ExternalId, NotificationRequest, is_control_request,
+};
 use wspush_handlers::PusherError;
 use wspush_handlers::pusher::deliver_text;
 
@@ -187,6 +189,23 @@ pub async fn notifications(State(state): State<Arc<AppState>>, body: Bytes) -> R
         )
             .into_response();
     };
+    if let Some(functions) = &state.functions {
+        // Refused here as the pusher would refuse it, so that the caller hears which field.
+        let checked = match is_control_request(text) {
+            true => ControlRequest::parse(text)
+                .map(drop)
+                .map_err(PusherError::Control),
+            false => NotificationRequest::parse(text)
+                .map(drop)
+                .map_err(PusherError::Request),
+        };
+        if let Err(error) = checked {
+            return refused(&error);
+        }
+        let (status, answer) = functions.notify(text).await;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        return (status, answer.to_string()).into_response();
+    }
     match deliver_text(text, &state.pusher, None, None).await {
         Ok(handled) => {
             let status = if handled.succeeded() {
@@ -196,16 +215,7 @@ pub async fn notifications(State(state): State<Arc<AppState>>, body: Bytes) -> R
             };
             (status, handled.answer().to_string()).into_response()
         }
-        Err(PusherError::Request(error)) => (
-            StatusCode::BAD_REQUEST,
-            json!({"error": error.to_string(), "field": error.field()}).to_string(),
-        )
-            .into_response(),
-        Err(PusherError::Control(error)) => (
-            StatusCode::BAD_REQUEST,
-            json!({"error": error.to_string(), "field": error.field()}).to_string(),
-        )
-            .into_response(),
+        Err(error @ (PusherError::Request(_) | PusherError::Control(_))) => refused(&error),
         Err(error @ PusherError::ControlFailed(_)) => (
             StatusCode::BAD_GATEWAY,
             json!({"error": format!("{:#}", anyhow::Error::new(error))}).to_string(),
@@ -217,6 +227,20 @@ pub async fn notifications(State(state): State<Arc<AppState>>, body: Bytes) -> R
         )
             .into_response(),
     }
+}
+
+/// 400 naming the field of a malformed notification or control request.
+fn refused(error: &PusherError) -> Response {
+    let field = match error {
+        PusherError::Request(error) => error.field(),
+        PusherError::Control(error) => error.field(),
+        _ => None,
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        json!({"error": error.to_string(), "field": field}).to_string(),
+    )
+        .into_response()
 }
 
 /// `GET /occupancy?topic=room:42`: how many live connections are subscribed to the topic,

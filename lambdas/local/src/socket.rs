@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::encodings::Body;
@@ -14,6 +15,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
+use wspush_domain::limits::MAX_PAYLOAD_BYTES;
 use wspush_handlers::connect::PROTOCOL_HEADER;
 use wspush_handlers::{handle_connect, handle_disconnect, handle_route};
 
@@ -74,7 +76,10 @@ pub async fn upgrade(
             .map(|(_, value)| value.as_str()),
     };
     let event = events::connect(&info.context(&state), &header_pairs, &query, user);
-    let answer = handle_connect(&event, &state.connections, &state.identity).await;
+    let answer = match &state.functions {
+        Some(functions) => functions.connect.proxy(&event).await,
+        None => handle_connect(&event, &state.connections, &state.identity).await,
+    };
     if !(200..300).contains(&answer.status_code) {
         let status = u16::try_from(answer.status_code)
             .ok()
@@ -88,7 +93,12 @@ pub async fn upgrade(
         return (status, body).into_response();
     }
     tracing::info!(connection = %info.id, "socket open");
-    let mut response = upgrade.on_upgrade(move |socket| run(socket, state, info));
+    // API Gateway's limits on what a client sends: a frame over 32 KB or a message over
+    // 128 KB closes the socket with 1009.
+    let mut response = upgrade
+        .max_frame_size(MAX_CLIENT_FRAME_BYTES)
+        .max_message_size(MAX_PAYLOAD_BYTES)
+        .on_upgrade(move |socket| run(socket, state, info));
     // The subprotocol `$connect` chose, copied to the handshake as API Gateway does (browsers
     // fail the handshake without it). Set directly: axum's own selection reads only the first
     // Sec-WebSocket-Protocol line, and clients may send several.
@@ -100,7 +110,24 @@ pub async fn upgrade(
     response
 }
 
+/// Counts a socket from its upgrade until its `$disconnect` has been handled.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(sockets: &'a AtomicUsize) -> Self {
+        sockets.fetch_add(1, Ordering::SeqCst);
+        Self(sockets)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
+    let _counted = Counted::new(&state.sockets);
     let info = Arc::new(info);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -161,6 +188,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
                             return (code, "the client closed the connection".to_owned());
                         }
                         Some(Ok(_)) => continue,
+                        Some(Err(error)) if too_big(&error) => return (1009, TOO_BIG.to_owned()),
                         Some(Err(_)) | None => return (1006, "the connection was lost".to_owned()),
                     };
                     if state.config.concurrent_messages {
@@ -181,8 +209,13 @@ async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
     tokio::pin!(writer, reader);
     let (status, reason) = tokio::select! {
         ended = &mut reader => {
-            // API Gateway closes timed-out sockets with 1001 "Going away".
-            let _ = tx.send(Outbound::Close(1001, "Going away"));
+            // API Gateway closes timed-out sockets with 1001 "Going away", and a socket that
+            // sent too much with 1009.
+            let close = match ended.0 {
+                1009 => Outbound::Close(1009, TOO_BIG),
+                _ => Outbound::Close(1001, "Going away"),
+            };
+            let _ = tx.send(close);
             let _ = timeout(Duration::from_secs(1), &mut writer).await;
             ended
         }
@@ -195,7 +228,26 @@ async fn run(socket: WebSocket, state: Arc<AppState>, info: SocketInfo) {
         return;
     }
     let event = events::disconnect(&info.context(&state), status, &reason);
-    handle_disconnect(&event, &state.connections).await;
+    match &state.functions {
+        Some(functions) => drop(functions.disconnect.proxy(&event).await),
+        None => drop(handle_disconnect(&event, &state.connections).await),
+    }
+}
+
+/// The most a client frame may hold (API Gateway's WebSocket frame size quota).
+const MAX_CLIENT_FRAME_BYTES: usize = 32 * 1024;
+/// The close reason of a socket that sent more than the limits.
+const TOO_BIG: &str = "Message too big";
+
+/// Whether a read failed on the frame or message size limit.
+fn too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(
+        error
+            .source()
+            .and_then(|source| source.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 async fn on_message(
@@ -221,7 +273,10 @@ async fn on_message(
         return;
     }
     let event = events::message(&info.context(state), route, body);
-    let answer = handle_route(&event, &state.subscriptions).await;
+    let answer = match &state.functions {
+        Some(functions) => functions.subscribe.proxy(&event).await,
+        None => handle_route(&event, &state.subscriptions).await,
+    };
     // The route has a route response: its body goes back to the sender.
     if let Some(Body::Text(text)) = answer.body {
         let _ = tx.send(Outbound::Text(text));

@@ -17,6 +17,7 @@ use wspush_ports::{
 
 use crate::config::{LocalConfig, StoreChoice};
 use crate::faults::FaultInjector;
+use crate::functions::{Functions, Site};
 use crate::guard::Guard;
 use crate::queue::{InProcessQueue, Received};
 use crate::registry::Registry;
@@ -48,6 +49,10 @@ pub(crate) struct AppState {
     pub(crate) identity: IdentitySource,
     /// Which hosts and origins may talk to the gateway.
     pub(crate) guard: Guard,
+    /// The deployable functions, when they run instead of the in-process handlers.
+    pub(crate) functions: Option<Functions>,
+    /// The sockets open or still closing (their `$disconnect` not yet handled).
+    pub(crate) sockets: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
@@ -85,6 +90,25 @@ impl AppState {
                 let store = Arc::new(store);
                 (store.clone(), store.clone(), store.clone(), store)
             }
+        };
+        let functions = match (&config.functions, &config.store) {
+            (None, _) => None,
+            (Some(functions), StoreChoice::DynamoDb { endpoint, table }) => Some(
+                Functions::start(
+                    functions,
+                    Site {
+                        dynamodb_endpoint: endpoint,
+                        table,
+                        management_endpoint: format!("http://{address}/{}", config.stage),
+                    },
+                )
+                .await
+                .context("starting the functions")?,
+            ),
+            (Some(_), StoreChoice::Memory) => anyhow::bail!(
+                "running the functions needs DynamoDB (--dynamodb-endpoint and --table): \
+                 separate processes cannot share the gateway's memory"
+            ),
         };
         let (queue, received) = InProcessQueue::new();
         let presence = Presence::new(config.presence.clone(), presence, Arc::new(queue));
@@ -127,6 +151,8 @@ impl AppState {
                 ..IdentitySource::default()
             },
             guard: Guard::new(address, &config.allowed_hosts, &config.allowed_origins),
+            functions,
+            sockets: 0.into(),
             store,
             config,
         };

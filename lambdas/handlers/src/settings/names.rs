@@ -110,3 +110,75 @@ pub const LOCAL_URL: &str = "WSPUSH_LOCAL_URL";
 pub const LOCAL_HOST: &str = "WSPUSH_LOCAL_HOST";
 /// The local gateway's listening port.
 pub const LOCAL_PORT: &str = "WSPUSH_LOCAL_PORT";
+
+/// Every variable a function reads (besides [`FUNCTION_NAME`], which Lambda sets): a
+/// `WSPUSH_` variable the template sets that is not here is read by nothing (a typo, or a
+/// name changed on one side only), and the local gateway refuses it by name.
+pub const FUNCTION_VARIABLES: &[&str] = &[
+    TABLE,
+    IDENTITY_KEY,
+    AUTHORIZER_GRANTS_KEY,
+    SUBPROTOCOLS,
+    INSECURE_IDENTITY_PARAM,
+    JWT_HS256_SECRET,
+    JWT_HS256_SECRET_ARN,
+    JWT_JWKS,
+    JWT_JWKS_URL,
+    JWT_JWKS_TTL_SECONDS,
+    JWT_JWKS_MIN_REFETCH_SECONDS,
+    JWT_ISSUER,
+    JWT_AUDIENCE,
+    JWT_TOPICS_CLAIM,
+    JWT_LEEWAY_SECONDS,
+    JWT_MAX_LIFETIME_SECONDS,
+    ALLOWED_NAMESPACES,
+    MAX_SUBSCRIPTIONS,
+    MAX_TOPICS_PER_MESSAGE,
+    HISTORY_NAMESPACES,
+    HISTORY_TTL_SECONDS,
+    HISTORY_SIZE,
+    PRESENCE_NAMESPACES,
+    MAX_IN_FLIGHT,
+    PAGE_SIZE,
+    BROADCAST_SEGMENTS,
+    EMPTY_LISTS_MEAN_EVERYONE,
+    MAX_POSTS_PER_SECOND,
+    METRICS_NAMESPACE,
+    QUEUE_URL,
+    MAX_GENERATIONS,
+    DEADLINE_MARGIN_MS,
+    SCATTER_ABOVE,
+    SCATTER_SEGMENTS,
+    IDEMPOTENCY_TTL_SECONDS,
+    TRANSPORT,
+    MANAGEMENT_ENDPOINT,
+    WEBSOCKET_URL,
+];
+
+/// The variables of the CLI and the local gateway only.
+pub const TOOL_VARIABLES: &[&str] = &[TOPIC_ARN, LOCAL_URL, LOCAL_HOST, LOCAL_PORT];
+
+#[cfg(test)]
+mod tests {
+    use super::{FUNCTION_NAME, FUNCTION_VARIABLES, TOOL_VARIABLES};
+
+    #[test]
+    fn every_name_is_listed_once() {
+        let declared: Vec<&str> = include_str!("names.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub const "))
+            .filter_map(|rest| rest.split_once(": &str = \""))
+            .map(|(_, value)| value.trim_end_matches("\";"))
+            .collect();
+        let mut listed: Vec<&str> = FUNCTION_VARIABLES
+            .iter()
+            .chain(TOOL_VARIABLES)
+            .chain([&FUNCTION_NAME])
+            .copied()
+            .collect();
+        listed.sort_unstable();
+        let mut sorted = declared.clone();
+        sorted.sort_unstable();
+        assert_eq!(listed, sorted, "each name in exactly one list");
+    }
+}
