@@ -20,7 +20,7 @@ fn internal_error(reply: &serde_json::Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_or_failing_instance_is_reported_and_replaced() {
     let dir = with_fake_subscribe();
-    let setup = deployed_from(dir.clone(), template(), &[], LocalConfig::default())
+    let setup = deployed_from(dir.clone(), template(), &[], LocalConfig::default(), None)
         .await
         .expect("the functions start");
     let mut ana = setup.connect("ana").await;
@@ -60,7 +60,7 @@ async fn a_crashed_or_failing_instance_is_reported_and_replaced() {
 async fn an_invocation_past_its_timeout_is_ended_and_its_instance_killed() {
     let dir = with_fake_subscribe();
     let (copy, path) = edited_template("    Timeout: 10\n", "    Timeout: 1\n");
-    let setup = deployed_from(dir.clone(), path, &[], LocalConfig::default())
+    let setup = deployed_from(dir.clone(), path, &[], LocalConfig::default(), None)
         .await
         .expect("the functions start");
     let mut ana = setup.connect("ana").await;
@@ -93,7 +93,7 @@ async fn a_function_that_exits_before_it_is_ready_fails_the_start_with_its_outpu
         SUBSCRIBE_VARIABLES,
         &format!("{SUBSCRIBE_VARIABLES}          FAKE_EXIT_AT_INIT: cannot read my settings\n"),
     );
-    let error = deployed_from(dir.clone(), path, &[], LocalConfig::default())
+    let error = deployed_from(dir.clone(), path, &[], LocalConfig::default(), None)
         .await
         .err()
         .expect("the start fails");

@@ -15,6 +15,7 @@ mod faults;
 #[path = "../e2e/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+mod queue;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use wspush_domain::ConnectionId;
 use wspush_handlers::token::{DEFAULT_MAX_TOKEN_LIFETIME, TokenRules, TokenVerifier};
 use wspush_integration_tests::dynamodb_local::DynamoDbFixture;
 use wspush_integration_tests::local_process::repository_root;
-use wspush_local::{Faults, FunctionsConfig, LocalConfig, StoreChoice, start};
+use wspush_local::{Faults, FunctionsConfig, LocalConfig, SqsEndpoint, StoreChoice, start};
 use wspush_ports::{Clock, ConnectionStore};
 
 use crate::helpers::{Setup, wait_for};
@@ -74,7 +75,7 @@ fn template() -> PathBuf {
 /// The gateway running the built functions on a fresh table, with `parameters` and the
 /// rest of `config`.
 async fn deployed(parameters: &[(&str, &str)], config: LocalConfig) -> Setup {
-    deployed_from(lambdas_dir(), template(), parameters, config)
+    deployed_from(lambdas_dir(), template(), parameters, config, None)
         .await
         .unwrap_or_else(|error| panic!("the gateway starts the functions: {error:#}"))
 }
@@ -84,6 +85,7 @@ async fn deployed_from(
     template: PathBuf,
     parameters: &[(&str, &str)],
     config: LocalConfig,
+    sqs: Option<SqsEndpoint>,
 ) -> anyhow::Result<Setup> {
     let fixture = DynamoDbFixture::new().await;
     let config = LocalConfig {
@@ -98,7 +100,7 @@ async fn deployed_from(
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
-            sqs: None,
+            sqs,
         }),
         ..config
     };
@@ -306,18 +308,27 @@ async fn the_connect_function_refuses_a_missing_or_bad_token_and_subscribe_appli
     setup.finish().await;
 }
 
-/// A copy of the template with `from` replaced by `to` (once, and it must be there).
+/// A copy of the template with `from` replaced by `to` (once, and it must be there), in a
+/// temporary directory: the directory and the copy.
 fn edited_template(from: &str, to: &str) -> (PathBuf, PathBuf) {
-    let text = std::fs::read_to_string(template()).expect("the template");
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "{from:?} is in the template once"
-    );
+    edited_template_with(&[(from, to)])
+}
+
+/// A copy of the template with each edit made, as [`edited_template`].
+fn edited_template_with(edits: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    let mut text = std::fs::read_to_string(template()).expect("the template");
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{from:?} is in the template once"
+        );
+        text = text.replace(from, to);
+    }
     let dir = std::env::temp_dir().join(format!("wspush-lambdas-{}", fastrand::u64(..)));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let path = dir.join("template.yaml");
-    std::fs::write(&path, text.replace(from, to)).expect("write the copy");
+    std::fs::write(&path, text).expect("write the copy");
     (dir, path)
 }
 
@@ -327,10 +338,16 @@ async fn a_template_variable_renamed_on_one_side_fails_the_start_naming_it() {
         "WSPUSH_MAX_TOPICS_PER_MESSAGE: !Ref MaxTopicsPerMessage",
         "WSPUSH_MAX_TOPICS_PER_MSG: !Ref MaxTopicsPerMessage",
     );
-    let error = deployed_from(lambdas_dir(), path.clone(), &[], LocalConfig::default())
-        .await
-        .err()
-        .expect("the start fails");
+    let error = deployed_from(
+        lambdas_dir(),
+        path.clone(),
+        &[],
+        LocalConfig::default(),
+        None,
+    )
+    .await
+    .err()
+    .expect("the start fails");
     let error = format!("{error:#}");
     assert!(
         error.contains("SubscribeFunction")
@@ -345,7 +362,7 @@ async fn a_template_variable_renamed_on_one_side_fails_the_start_naming_it() {
         "        WSPUSH_TABLE: !Ref ConnectionsTable\n\nResources:",
         "        WSPUSH_TABLE: \"\"\n\nResources:",
     );
-    let error = deployed_from(lambdas_dir(), path, &[], LocalConfig::default())
+    let error = deployed_from(lambdas_dir(), path, &[], LocalConfig::default(), None)
         .await
         .err()
         .expect("the start fails");
