@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use wspush_domain::ConnectionId;
 use wspush_local::{Faults, LocalConfig};
 use wspush_ports::Clock;
@@ -230,4 +231,71 @@ async fn virtual_connection_ids_are_validated() {
 /// `PUT /_local/virtual-connections` with `body`.
 async fn put_virtual_connections(address: std::net::SocketAddr, body: &[u8]) -> (u16, String) {
     http(address, "PUT", "/_local/virtual-connections", body).await
+}
+
+/// Waits for the close frame the gateway sends, and returns its code.
+async fn close_code(client: &mut crate::helpers::Client) -> CloseCode {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), client.socket.next())
+            .await
+            .expect("closed within 5 s");
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => return close.code,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_frame_over_32_kb_or_a_message_over_128_kb_closes_the_socket_with_1009() {
+    let setup = Setup::memory().await;
+    let subscribe = |padding: usize| {
+        format!(
+            r#"{{"action":"subscribe","topics":["room:1"],"pad":"{}"}}"#,
+            "x".repeat(padding)
+        )
+    };
+
+    // Just under the frame limit: handled (the policy refuses the unknown field, in words).
+    let mut fits = setup.connect("ana").await;
+    fits.send(&subscribe(32 * 1024 - 100)).await;
+    let reply = fits.next_json().await;
+    assert_eq!(reply["ok"], false, "{reply}");
+
+    // One frame over 32 KB.
+    let mut big_frame = setup.connect("bob").await;
+    big_frame.send(&subscribe(33 * 1024)).await;
+    assert_eq!(close_code(&mut big_frame).await, CloseCode::Size);
+
+    // A message over 128 KB in frames of 16 KB each.
+    let mut big_message = setup.connect("cy").await;
+    let text = subscribe(130 * 1024);
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(16 * 1024).collect();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let kind = match index {
+            0 => Data::Text,
+            _ => Data::Continue,
+        };
+        let frame = Frame::message(
+            bytes::Bytes::copy_from_slice(chunk),
+            OpCode::Data(kind),
+            index == chunks.len() - 1,
+        );
+        if big_message
+            .socket
+            .send(Message::Frame(frame))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut big_message).await, CloseCode::Size);
+
+    // The others are untouched.
+    fits.send(r#"{"action":"subscribe","topics":["room:1"]}"#)
+        .await;
+    assert_eq!(fits.next_json().await["ok"], true);
+    setup.finish().await;
 }
