@@ -249,12 +249,20 @@ impl<'a> Resolver<'a> {
         if let Some(text) = plain(value) {
             return Ok(Some(text));
         }
-        let Value::Tagged(tagged) = value else {
-            return Err(format!("{at}: not a plain value, !Ref or !Sub"));
+        // `!Ref X` as written, or `Ref: X` as `sam build` writes its copy.
+        let (function, value) = match value {
+            Value::Tagged(tagged) => {
+                let TaggedValue { tag, value } = &**tagged;
+                (tag.to_string().trim_start_matches('!').to_owned(), value)
+            }
+            Value::Mapping(mapping) if mapping.len() == 1 => {
+                let (key, value) = mapping.iter().next().expect("one entry");
+                let key = key.as_str().unwrap_or_default();
+                (key.strip_prefix("Fn::").unwrap_or(key).to_owned(), value)
+            }
+            _ => return Err(format!("{at}: not a plain value, !Ref or !Sub")),
         };
-        let TaggedValue { tag, value } = &**tagged;
-        let tag = tag.to_string();
-        match (tag.trim_start_matches('!'), value) {
+        match (function.as_str(), value) {
             ("Ref", Value::String(name)) => self.reference(name, at),
             ("Sub", Value::String(text)) if text == MANAGEMENT_ENDPOINT_SUB => {
                 Ok(Some(self.locals.management_endpoint.clone()))
@@ -396,6 +404,31 @@ mod tests {
         assert!(
             error.contains("parameter Transport") && error.contains("AllowedValues"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_long_form_sam_build_writes_resolves_alike() {
+        let dir = std::env::temp_dir().join(format!("wspush-template-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("template.yaml");
+        let text = std::fs::read_to_string(deployed())
+            .unwrap()
+            .replace(
+                "WSPUSH_IDENTITY_KEY: !Ref IdentityKey",
+                "WSPUSH_IDENTITY_KEY:\n            Ref: IdentityKey",
+            )
+            .replace(
+                "WSPUSH_MANAGEMENT_ENDPOINT: !Sub \"https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}\"\n          WSPUSH_TRANSPORT: !Ref Transport\n          WSPUSH_MAX_IN_FLIGHT",
+                "WSPUSH_MANAGEMENT_ENDPOINT:\n            Fn::Sub: \"https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}\"\n          WSPUSH_TRANSPORT: !Ref Transport\n          WSPUSH_MAX_IN_FLIGHT",
+            );
+        std::fs::write(&path, &text).unwrap();
+        let long = read(&path, &locals()).expect("the long form reads");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.contains("Fn::Sub"), "the edit was made");
+        assert_eq!(
+            long,
+            read(&deployed(), &locals()).expect("the short form reads")
         );
     }
 
