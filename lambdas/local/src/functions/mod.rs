@@ -5,10 +5,12 @@
 //! go through them instead of the in-process handlers.
 //!
 //! The rooms: `template` (the functions and their environment, references resolved),
+//! `environment` (what else Lambda sets, and the check against what the code reads),
 //! `runtime` (the Runtime API and each function's queue), `process` (starting, watching and
 //! replacing instances), `queue` (the notification queue polled as the event source mapping
 //! would).
 
+mod environment;
 mod process;
 mod queue;
 mod runtime;
@@ -26,10 +28,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use wspush_handlers::settings::{
-    self, ConnectSettings, DisconnectSettings, FunctionSettings, PusherSettings, Settings,
-    SubscribeSettings,
-};
 
 pub use queue::SqsEndpoint;
 pub use template::TemplateError;
@@ -247,8 +245,9 @@ impl Functions {
         let mut started = Vec::new();
         for spec in &specs {
             let binary = locate(&config.dir, spec)?;
-            let environment = environment(spec, &region, site.dynamodb_endpoint, config);
-            check(spec, &environment, &config.template)?;
+            let environment =
+                environment::of(spec, &region, site.dynamodb_endpoint, config.sqs.as_ref());
+            environment::check(spec, &environment, &config.template)?;
             let api = RuntimeApi::new(&spec.name, &region, spec.timeout);
             let cold_starts = Arc::default();
             let (start, starting) = watch::channel(Start::Starting);
@@ -403,83 +402,6 @@ fn locate(dir: &Path, spec: &FunctionSpec) -> Result<PathBuf, FunctionsError> {
             tried,
         }),
     }
-}
-
-/// The whole environment of a function's instances: what Lambda sets, the endpoints of the
-/// local components, and the template's variables.
-fn environment(
-    spec: &FunctionSpec,
-    region: &str,
-    dynamodb_endpoint: &str,
-    config: &FunctionsConfig,
-) -> BTreeMap<String, String> {
-    let mut environment: BTreeMap<String, String> = [
-        ("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
-        ),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", spec.name),
-        ),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
-        ("AWS_REGION", region.to_owned()),
-        ("AWS_DEFAULT_REGION", region.to_owned()),
-        // Throwaway credentials: the local components check signatures' shape, not keys.
-        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-        ("AWS_SESSION_TOKEN", "local".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint.to_owned()),
-        ("_HANDLER", "bootstrap".to_owned()),
-        ("TZ", ":UTC".to_owned()),
-        ("LANG", "en_US.UTF-8".to_owned()),
-        ("PATH", "/usr/local/bin:/usr/bin/:/bin".to_owned()),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), value))
-    .collect();
-    if let Some(level) = &spec.log_level {
-        environment.insert("AWS_LAMBDA_LOG_LEVEL".to_owned(), level.clone());
-    }
-    if let Some(sqs) = &config.sqs {
-        environment.insert("AWS_ENDPOINT_URL_SQS".to_owned(), sqs.endpoint.clone());
-    }
-    environment.extend(spec.environment.clone());
-    environment
-}
-
-/// Refuses, by name, a `WSPUSH_` variable no function reads (renamed on one side only), and
-/// a variable the function's code requires that its environment lacks; both with the
-/// settings code the function runs.
-fn check(
-    spec: &FunctionSpec,
-    environment: &BTreeMap<String, String>,
-    template: &Path,
-) -> Result<(), FunctionsError> {
-    let refuse = |problem: String| FunctionsError::Environment {
-        function: spec.name.clone(),
-        problem,
-        template: template.to_owned(),
-    };
-    if let Some(unread) = spec.environment.keys().find(|key| {
-        key.starts_with("WSPUSH_") && !settings::FUNCTION_VARIABLES.contains(&key.as_str())
-    }) {
-        return Err(refuse(format!(
-            "the template sets {unread}, which no wspush function reads"
-        )));
-    }
-    let lookup = Settings::from_lookup(|key: &str| environment.get(key).cloned());
-    let read = match spec.name.as_str() {
-        template::CONNECT => ConnectSettings::read(&lookup).map(drop),
-        template::DISCONNECT => DisconnectSettings::read(&lookup).map(drop),
-        template::SUBSCRIBE => SubscribeSettings::read(&lookup).map(drop),
-        _ => PusherSettings::read(&lookup).map(drop),
-    };
-    read.map_err(|error| refuse(error.to_string()))
 }
 
 /// A random ID in the UUID form Lambda's request IDs and SQS's message IDs have.
