@@ -59,7 +59,11 @@ async fn a_crashed_or_failing_instance_is_reported_and_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_past_its_timeout_is_ended_and_its_instance_killed() {
     let dir = with_fake_subscribe();
-    let (copy, path) = edited_template("    Timeout: 10\n", "    Timeout: 1\n");
+    // The subscribe function alone gets 1 s (the others keep the Globals' 10 s).
+    let (copy, path) = edited_template(
+        SUBSCRIBE_VARIABLES,
+        &format!("      Timeout: 1\n{SUBSCRIBE_VARIABLES}"),
+    );
     let setup = deployed_from(dir.clone(), path, &[], LocalConfig::default(), None)
         .await
         .expect("the functions start");

@@ -99,7 +99,10 @@ pub(crate) async fn supervise(
         let ended = loop {
             tokio::select! {
                 status = child.wait() => break Ended::Exited(status),
-                () = api.timed_out.notified() => break Ended::TimedOut,
+                // A wake-up for an instance already gone is not this one's.
+                () = api.timed_out.notified() => if api.take_timed_out(generation) {
+                    break Ended::TimedOut;
+                },
                 _ = stop.changed() => break Ended::Stopped,
                 () = &mut ready => {}
             }
@@ -116,6 +119,8 @@ pub(crate) async fn supervise(
                 child.wait().await
             }
         };
+        // From now on its Runtime API hands out nothing.
+        api.retire(generation);
         server.abort();
         let status = status.map_or_else(|error| error.to_string(), describe);
         if stopped {
@@ -206,6 +211,9 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: Ctrl-C in the gateway's terminal stops the gateway, which
+        // stops the functions after the sockets' `$disconnect`s, as it would be in Lambda.
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = launch.binary.parent() {
         command.current_dir(dir);

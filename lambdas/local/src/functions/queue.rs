@@ -69,6 +69,8 @@ impl Poller {
         let created = client
             .create_queue()
             .queue_name(&sqs.queue_name)
+            // The template's: six times the pusher's timeout.
+            .attributes(QueueAttributeName::VisibilityTimeout, "360")
             .attributes(
                 QueueAttributeName::RedrivePolicy,
                 json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string()})

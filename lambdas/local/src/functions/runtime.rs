@@ -52,6 +52,8 @@ struct Queue {
     ready_at: Option<Instant>,
     /// What the current instance reported to `/init/error`.
     init_error: Option<String>,
+    /// The instance whose invocation ran out of time, to be killed.
+    timed_out: Option<u64>,
 }
 
 /// The Runtime API of one function.
@@ -190,16 +192,34 @@ impl RuntimeApi {
         }
     }
 
-    /// Answers the caller of invocation `id`, if it is still waiting.
-    fn answer(&self, id: &str, result: Result<Bytes, InvokeError>) -> bool {
-        let taken = self.queue().taken.remove(id);
-        match taken {
-            Some(taken) => {
-                let _ = taken.answer.send(result);
+    /// Instance `generation` has exited: it takes nothing more from now on.
+    pub(crate) fn retire(&self, generation: u64) {
+        let mut queue = self.queue();
+        if queue.generation == generation {
+            queue.generation += 1;
+        }
+        drop(queue);
+        self.arrived.notify_waiters();
+    }
+
+    /// Whether instance `generation` ran an invocation out of time (and is to be killed).
+    pub(crate) fn take_timed_out(&self, generation: u64) -> bool {
+        let mut queue = self.queue();
+        match queue.timed_out {
+            Some(timed_out) if timed_out == generation => {
+                queue.timed_out = None;
                 true
             }
-            None => false,
+            _ => false,
         }
+    }
+
+    /// Answers the caller of invocation `id`, if it is still waiting; the generation of the
+    /// instance that had taken it.
+    fn answer(&self, id: &str, result: Result<Bytes, InvokeError>) -> Option<u64> {
+        let taken = self.queue().taken.remove(id)?;
+        let _ = taken.answer.send(result);
+        Some(taken.generation)
     }
 }
 
@@ -286,7 +306,8 @@ fn invocation_response(
 async fn expire(api: Arc<RuntimeApi>, id: String, timeout: Duration) {
     tokio::time::sleep(timeout + Duration::from_millis(100)).await;
     let function = api.name.clone();
-    if api.answer(&id, Err(InvokeError::TimedOut { function, timeout })) {
+    if let Some(generation) = api.answer(&id, Err(InvokeError::TimedOut { function, timeout })) {
+        api.queue().timed_out = Some(generation);
         api.timed_out.notify_one();
     }
 }
@@ -298,8 +319,8 @@ async fn response(
     body: Bytes,
 ) -> Response {
     match instance.api.answer(&id, Ok(body)) {
-        true => accepted(),
-        false => unknown(&id),
+        Some(_) => accepted(),
+        None => unknown(&id),
     }
 }
 
@@ -312,8 +333,8 @@ async fn error(State(instance): State<Instance>, Path(id): Path<String>, body: B
         message,
     };
     match instance.api.answer(&id, Err(failure)) {
-        true => accepted(),
-        false => unknown(&id),
+        Some(_) => accepted(),
+        None => unknown(&id),
     }
 }
 
