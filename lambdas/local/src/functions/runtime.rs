@@ -154,16 +154,10 @@ impl RuntimeApi {
             (taken, pending)
         };
         self.arrived.notify_waiters();
-        for answer in taken
-            .into_iter()
-            .map(|taken| taken.answer)
-            .chain(pending.into_iter().map(|invocation| invocation.answer))
-        {
-            let _ = answer.send(Err(failure()));
-        }
+        fail(taken, pending, failure);
     }
 
-    /// Whether instance `generation` has asked for an invocation yet.
+    /// When the current instance asked for its first invocation, if it has.
     pub(crate) fn ready_at(&self) -> Option<Instant> {
         self.queue().ready_at
     }
@@ -183,13 +177,7 @@ impl RuntimeApi {
             (taken, pending)
         };
         self.arrived.notify_waiters();
-        for answer in taken
-            .into_iter()
-            .map(|taken| taken.answer)
-            .chain(pending.into_iter().map(|invocation| invocation.answer))
-        {
-            let _ = answer.send(Err(InvokeError::Stopped));
-        }
+        fail(taken, pending, || InvokeError::Stopped);
     }
 
     /// Instance `generation` has exited: it takes nothing more from now on.
@@ -220,6 +208,14 @@ impl RuntimeApi {
         let taken = self.queue().taken.remove(id)?;
         let _ = taken.answer.send(result);
         Some(taken.generation)
+    }
+}
+
+/// Answers every invocation `taken` or `pending` with `failure`.
+fn fail(taken: Vec<Taken>, pending: Vec<Invocation>, failure: impl Fn() -> InvokeError) {
+    let answers = taken.into_iter().map(|taken| taken.answer);
+    for answer in answers.chain(pending.into_iter().map(|invocation| invocation.answer)) {
+        let _ = answer.send(Err(failure()));
     }
 }
 
